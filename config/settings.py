@@ -1,0 +1,308 @@
+"""One settings module, driven by the environment (see .env.example).
+
+With no environment at all it runs the local shape: SQLite and a file-system broker
+under var/, file caches, the provider sandbox served by this app. `APP_ENV=production`
+refuses the unsafe defaults instead of silently using them.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+APP_ENV = env("APP_ENV", default="local")
+if APP_ENV not in {"local", "production"}:
+    raise ImproperlyConfigured(f"APP_ENV must be 'local' or 'production', not {APP_ENV!r}")
+IS_PRODUCTION = APP_ENV == "production"
+
+DEV_SECRET_KEY = "local-development-key-not-for-production"
+SECRET_KEY = env("SECRET_KEY", default=DEV_SECRET_KEY)
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+if not IS_PRODUCTION:
+    # The test client and the sandbox's callbacks use these names locally.
+    ALLOWED_HOSTS += ["testserver", "[::1]"]
+
+if IS_PRODUCTION:
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("production needs SECRET_KEY set to a random value of 32+ characters")
+    if DEBUG:
+        raise ImproperlyConfigured("production refuses DEBUG=true")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_prometheus",
+    "conversations",
+    "messaging",
+    "providers",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.BodySizeLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one file: WAL lets readers run beside the writer, the
+    # busy timeout makes writers wait instead of failing, IMMEDIATE takes the write lock
+    # at BEGIN so two transactions never deadlock upgrading a read lock.
+    _db["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    }
+else:
+    _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=300))
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (rate limits, circuit breakers, idempotency locks) --------------------------
+REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
+            "KEY_PREFIX": "msg",
+        }
+    }
+else:
+    # A file cache whose counters are atomic across processes (flock), so the local
+    # shape's web workers, Celery worker and beat agree on limits and breaker state.
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.LockedFileCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "KEY_PREFIX": "msg",
+        }
+    }
+
+# --- Celery ---------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+BROKER_DIR = VAR_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for _sub in ("queue", "processed"):
+        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "polling_interval": 0.1,
+    }
+else:
+    # Above the longest task (time limit below), so an unacked task is redelivered only
+    # when its worker is really gone.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("BROKER_VISIBILITY_TIMEOUT", default=300)}
+    if CELERY_BROKER_URL.startswith("redis"):
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {"socket_connect_timeout": 2, "socket_timeout": 5}
+
+CELERY_TASK_DEFAULT_QUEUE = "maintenance"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# A send must not hang on a dead broker: fail fast, and let the outbox sweep republish.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Celery's Django fixup closes the database connection around every task (4x slower
+# tasks) unless told to reuse it; config/celery.py checks connection health instead.
+CELERY_DB_REUSE_MAX = 1_000_000
+
+# --- Messaging ------------------------------------------------------------------------
+PROVIDER_SANDBOX = env.bool("PROVIDER_SANDBOX", default=not IS_PRODUCTION)
+PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
+SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=0)
+MESSAGING_MAX_ATTEMPTS = env.int("MESSAGING_MAX_ATTEMPTS", default=6)
+MESSAGING_RETRY_BASE_SECONDS = env.float("MESSAGING_RETRY_BASE_SECONDS", default=2.0)
+MESSAGING_RETRY_MAX_SECONDS = env.float("MESSAGING_RETRY_MAX_SECONDS", default=300.0)
+# Retries due sooner than this ride a Celery countdown; later ones wait in the database
+# for the beat sweep (a long ETA would outlive the broker's visibility timeout).
+MESSAGING_ETA_MAX_SECONDS = env.float("MESSAGING_ETA_MAX_SECONDS", default=60.0)
+# A queued message whose task has not been picked up after this long is published again.
+MESSAGING_REQUEUE_AFTER_SECONDS = env.float("MESSAGING_REQUEUE_AFTER_SECONDS", default=30.0)
+MESSAGING_SWEEP_INTERVAL_SECONDS = env.float("MESSAGING_SWEEP_INTERVAL_SECONDS", default=5.0)
+# How long a worker owns a message it claimed; past it the sweep reconciles and retries.
+MESSAGING_LEASE_SECONDS = env.float("MESSAGING_LEASE_SECONDS", default=max(120.0, 4 * PROVIDER_TIMEOUT_SECONDS))
+CELERY_TASK_TIME_LIMIT = int(MESSAGING_LEASE_SECONDS * 0.75)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
+CELERY_BEAT_SCHEDULE = {
+    "messages-sweep": {
+        "task": "messaging.tasks.messages_sweep",
+        "schedule": MESSAGING_SWEEP_INTERVAL_SECONDS,
+        "options": {"queue": "maintenance", "expires": MESSAGING_SWEEP_INTERVAL_SECONDS * 2},
+    },
+}
+SMS_MAX_BODY = 1600
+MAX_ATTACHMENTS = 10
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
+# Where providers send status callbacks: this service's public base URL.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8080)}").rstrip("/")
+SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default=f"{PUBLIC_BASE_URL}/sandbox").rstrip("/")
+
+# Provider instances, in failover order for each message type they carry. The default
+# is one Twilio-format instance for SMS/MMS and one SendGrid-format instance for email,
+# from the TWILIO_* and SENDGRID_* variables; with the sandbox on, each gets a backup
+# instance too, so failover can be seen locally. PROVIDERS (JSON) replaces the lot.
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="AC00000000000000000000000000000000")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="sandbox-twilio-auth-token")
+TWILIO_PREVIOUS_AUTH_TOKENS = env.list("TWILIO_PREVIOUS_AUTH_TOKENS", default=[])
+SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="SG.sandbox-key")
+# Base64 DER public keys of the SendGrid Event Webhook (several, to rotate).
+SENDGRID_WEBHOOK_PUBLIC_KEYS = env.list("SENDGRID_WEBHOOK_PUBLIC_KEYS", default=[])
+
+
+def _default_providers() -> dict:
+    twilio = {
+        "adapter": "providers.twilio.TwilioProvider",
+        "types": ["sms", "mms"],
+        "base_url": env("TWILIO_BASE_URL", default="https://api.twilio.com"),
+        "account_sid": TWILIO_ACCOUNT_SID,
+        "auth_token": TWILIO_AUTH_TOKEN,
+        "previous_auth_tokens": TWILIO_PREVIOUS_AUTH_TOKENS,
+    }
+    sendgrid = {
+        "adapter": "providers.sendgrid.SendGridProvider",
+        "types": ["email"],
+        "base_url": env("SENDGRID_BASE_URL", default="https://api.sendgrid.com"),
+        "api_key": SENDGRID_API_KEY,
+        "public_keys": SENDGRID_WEBHOOK_PUBLIC_KEYS,
+    }
+    if not PROVIDER_SANDBOX:
+        return {"twilio": twilio, "sendgrid": sendgrid}
+    return {
+        "twilio": twilio | {"base_url": f"{SANDBOX_BASE_URL}/twilio"},
+        "twilio-backup": twilio | {"base_url": f"{SANDBOX_BASE_URL}/twilio-backup"},
+        "sendgrid": sendgrid | {"base_url": f"{SANDBOX_BASE_URL}/sendgrid"},
+        "sendgrid-backup": sendgrid | {"base_url": f"{SANDBOX_BASE_URL}/sendgrid-backup"},
+    }
+
+
+PROVIDERS = env.json("PROVIDERS", default=None) or _default_providers()
+BREAKER_FAILURE_THRESHOLD = env.int("BREAKER_FAILURE_THRESHOLD", default=5)
+BREAKER_WINDOW_SECONDS = env.int("BREAKER_WINDOW_SECONDS", default=60)
+BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=30.0)
+
+# Shared secrets for the assignment-format webhooks (HMAC-SHA256; several, to rotate).
+WEBHOOK_SECRETS = env.list("WEBHOOK_SECRETS", default=[])
+WEBHOOK_TOLERANCE_SECONDS = 300
+# Local default: unsigned webhooks and key-less API calls are accepted (the development
+# account). Production refuses both.
+ALLOW_UNSIGNED_WEBHOOKS = not IS_PRODUCTION
+ALLOW_ANONYMOUS_API = not IS_PRODUCTION
+
+# --- Django REST Framework ------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["conversations.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["conversations.authentication.HasAccount"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Messaging service API",
+    "DESCRIPTION": "Send SMS, MMS and email, receive provider webhooks, browse conversations.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Static files, i18n, security -----------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if IS_PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# --- Logging --------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

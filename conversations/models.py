@@ -1,0 +1,135 @@
+"""Who talks to whom: accounts (tenants), their sender addresses and API keys, contacts,
+and conversations."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class Account(models.Model):
+    """A customer business: the tenant every conversation and message belongs to."""
+
+    name = models.CharField(max_length=100, unique=True)
+    # The built-in development account: in APP_ENV=local it owns every address and acts
+    # for requests that carry no API key, so the service works with no setup.
+    is_development = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_development"], condition=Q(is_development=True), name="one_development_account"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Sender(models.Model):
+    """An address an account sends from and receives at: an E.164 number, an email
+    address, or a whole email domain written `@example.com`."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="senders")
+    address = models.CharField(max_length=254, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["address"]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class ApiKey(models.Model):
+    """A secret an account's software presents as `Authorization: Bearer <key>`.
+
+    Only a SHA-256 of the key is stored: keys are 256-bit random, so a fast hash is as
+    safe as a slow one and keeps authentication to one indexed lookup.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, help_text="The key's first characters, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.account})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Contact(models.Model):
+    """Someone an account talks to; one contact may have several addresses."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name or f"Contact {self.pk}"
+
+
+class ContactAddress(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="addresses")
+    address = models.CharField(max_length=254)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "address"], name="contact_address_unique")]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class Conversation(models.Model):
+    """A thread between two addresses within an account, whatever the direction.
+
+    `participant_a` sorts before `participant_b` (normalised, compared by code point in
+    Python, not by the database's collation), and the unique constraint on the pair makes
+    find-or-create one race-safe upsert. The last-message fields are kept
+    here so the list needs no join into messages.
+    """
+
+    class Channel(models.TextChoices):
+        PHONE = "phone", "SMS/MMS"
+        EMAIL = "email", "Email"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="conversations")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    participant_a = models.CharField(max_length=254)
+    participant_b = models.CharField(max_length=254)
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations")
+    message_count = models.PositiveIntegerField(default=0)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=160, blank=True)
+    last_message_direction = models.CharField(max_length=8, blank=True)
+    last_message_type = models.CharField(max_length=8, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "participant_a", "participant_b"], name="conversation_participants_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "-last_message_at", "-id"], name="conversation_activity")]
+
+    def __str__(self) -> str:
+        return f"{self.participant_a} ↔ {self.participant_b}"
+
+    @property
+    def participants(self) -> list[str]:
+        return [self.participant_a, self.participant_b]

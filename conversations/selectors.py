@@ -1,0 +1,48 @@
+"""Reads worth naming: which account a key or an address belongs to, and conversations."""
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from conversations.addresses import AddressKind, address_kind, email_domain
+from conversations.models import Account, ApiKey, Conversation, Sender
+
+
+def account_development() -> Account:
+    account, _ = Account.objects.get_or_create(is_development=True, defaults={"name": "development"})
+    return account
+
+
+def api_key_active(*, key_hash: str) -> ApiKey | None:
+    return (
+        ApiKey.objects.select_related("account")
+        .filter(key_hash=key_hash, revoked_at__isnull=True)
+        .first()
+    )
+
+
+def account_for_address(*, address: str) -> Account | None:
+    """The account that owns a normalised address (an exact sender, or the sender for
+    its email domain). In APP_ENV=local the development account owns the rest."""
+    candidates = [address]
+    if address_kind(address) is AddressKind.EMAIL:
+        candidates.append(email_domain(address))
+    owners = {s.address: s.account for s in Sender.objects.select_related("account").filter(address__in=candidates)}
+    for candidate in candidates:  # the exact address wins over its domain
+        if candidate in owners:
+            return owners[candidate]
+    if not settings.IS_PRODUCTION:
+        return account_development()
+    return None
+
+
+def account_owns_address(*, account: Account, address: str) -> bool:
+    owner = account_for_address(address=address)
+    return owner is not None and owner.pk == account.pk
+
+
+def conversation_list(*, account: Account) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(account=account).order_by("-last_message_at", "-id")
+
+
+def conversation_get(*, account: Account, conversation_id: int) -> Conversation | None:
+    return Conversation.objects.filter(account=account, pk=conversation_id).first()

@@ -1,0 +1,126 @@
+"""State changes of accounts, keys, senders, contacts and conversations."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from conversations.addresses import AddressKind, address_kind, participant_pair
+from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
+
+API_KEY_PREFIX = "sk_"
+
+
+def api_key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_create(*, account: Account, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key; the raw key is returned once and never stored."""
+    raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(account=account, name=name, prefix=raw_key[:10], key_hash=api_key_hash(raw_key))
+    return key, raw_key
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def account_create(*, name: str, senders: list[str] = ()) -> Account:
+    with transaction.atomic():
+        account, _ = Account.objects.get_or_create(name=name)
+        for address in senders:
+            sender_add(account=account, address=address)
+    return account
+
+
+def sender_add(*, account: Account, address: str) -> Sender:
+    """Give `account` an address it sends from (already normalised, or `@domain`).
+    An address owned by another account is refused (IntegrityError)."""
+    sender, created = Sender.objects.get_or_create(address=address, defaults={"account": account})
+    if not created and sender.account_id != account.pk:
+        raise IntegrityError(f"{address} already belongs to another account")
+    return sender
+
+
+@dataclass(frozen=True)
+class ThreadedMessage:
+    """What a conversation needs to know about a message joining it."""
+
+    account_id: int
+    from_address: str
+    to_address: str
+    contact_address: str
+    direction: str
+    type: str
+    preview: str
+    at: datetime
+
+
+# Count the message in its conversation. The UPDATE finds an existing thread in one
+# statement; only a first message runs the INSERT (so ids come without sequence gaps),
+# and its ON CONFLICT settles the race of two first messages: one conversation.
+_BUMP_SQL = """
+UPDATE conversations_conversation SET
+    message_count = message_count + 1,
+    last_message_at = %s,
+    last_message_preview = %s,
+    last_message_direction = %s,
+    last_message_type = %s
+WHERE account_id = %s AND participant_a = %s AND participant_b = %s
+RETURNING id, message_count
+"""
+_CREATE_SQL = """
+INSERT INTO conversations_conversation
+    (account_id, channel, participant_a, participant_b, message_count, last_message_at,
+     last_message_preview, last_message_direction, last_message_type, created_at)
+VALUES (%s, %s, %s, %s, 1, %s, %s, %s, %s, %s)
+ON CONFLICT (account_id, participant_a, participant_b) DO UPDATE SET
+    message_count = conversations_conversation.message_count + 1,
+    last_message_at = excluded.last_message_at,
+    last_message_preview = excluded.last_message_preview,
+    last_message_direction = excluded.last_message_direction,
+    last_message_type = excluded.last_message_type
+RETURNING id, message_count
+"""
+
+
+def conversation_add_message(*, message: ThreadedMessage) -> int:
+    """The id of the conversation `message` belongs to, creating it if needed and
+    counting the message in it. Call inside the transaction that stores the message."""
+    a, b = participant_pair(message.from_address, message.to_address)
+    kind = address_kind(a)
+    channel = Conversation.Channel.PHONE if kind is AddressKind.PHONE else Conversation.Channel.EMAIL
+    last = [message.at, message.preview[:160], message.direction, message.type]
+    with connection.cursor() as cursor:
+        cursor.execute(_BUMP_SQL, [*last, message.account_id, a, b])
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(_CREATE_SQL, [message.account_id, channel, a, b, *last, message.at])
+            row = cursor.fetchone()
+    conversation_id, message_count = row
+    if message_count == 1:
+        _conversation_link_contact(
+            conversation_id=conversation_id, account_id=message.account_id, address=message.contact_address
+        )
+    return conversation_id
+
+
+def _conversation_link_contact(*, conversation_id: int, account_id: int, address: str) -> None:
+    """A new conversation points at the contact behind its other address (made if new)."""
+    contact_id = (
+        ContactAddress.objects.filter(account_id=account_id, address=address).values_list("contact_id", flat=True).first()
+    )
+    if contact_id is None:
+        contact = Contact.objects.create(account_id=account_id)
+        try:
+            with transaction.atomic():
+                ContactAddress.objects.create(account_id=account_id, contact=contact, address=address)
+            contact_id = contact.pk
+        except IntegrityError:  # another transaction linked this address first
+            contact.delete()
+            contact_id = ContactAddress.objects.get(account_id=account_id, address=address).contact_id
+    Conversation.objects.filter(pk=conversation_id).update(contact_id=contact_id)

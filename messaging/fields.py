@@ -1,0 +1,106 @@
+"""Serializer fields and checks shared by the send API and the inbound webhooks."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from conversations.addresses import normalize_email, normalize_phone
+
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+class _AddressField(serializers.CharField):
+    normalize = staticmethod(normalize_phone)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 254)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return self.normalize(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+
+@extend_schema_field({"type": "string", "example": "+12016661234", "description": "E.164 phone number"})
+class PhoneField(_AddressField):
+    normalize = staticmethod(normalize_phone)
+
+
+@extend_schema_field(OpenApiTypes.EMAIL)
+class EmailAddressField(_AddressField):
+    normalize = staticmethod(normalize_email)
+
+
+@extend_schema_field({"type": "string", "format": "uri", "example": "https://example.com/image.jpg"})
+class AttachmentUrlField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 2048)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            _url_validator(value)
+        except DjangoValidationError:
+            raise serializers.ValidationError("must be an http or https URL") from None
+        return value
+
+
+class AttachmentsField(serializers.ListField):
+    """A list of http(s) URLs; null means none."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("child", AttachmentUrlField())
+        kwargs.setdefault("max_length", settings.MAX_ATTACHMENTS)
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("default", list)
+        super().__init__(**kwargs)
+
+    def validate_empty_values(self, data):
+        if data is None:
+            return True, []
+        return super().validate_empty_values(data)
+
+
+class FromFieldMixin:
+    """`from` is a Python keyword: fields are declared as `from_` and renamed here."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {("from" if name == "from_" else name): field for name, field in fields.items()}
+
+
+def check_phone_message(data: dict) -> dict:
+    """The rules an SMS or MMS must meet, for sends and inbound alike."""
+    errors = {}
+    if data["type"] == "sms" and data["attachments"]:
+        errors["attachments"] = ["an SMS has no attachments; send it as type mms"]
+    if data["type"] == "mms" and not data["attachments"]:
+        errors["attachments"] = ["an MMS needs at least one attachment"]
+    if data["type"] == "sms" and not data["body"].strip():
+        errors["body"] = ["an SMS needs a body"]
+    if data["from"] == data["to"]:
+        errors["to"] = ["must differ from from"]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return data
+
+
+def check_email_message(data: dict) -> dict:
+    errors = {}
+    if not data["body"].strip():
+        errors["body"] = ["an email needs a body"]
+    if data["from"] == data["to"]:
+        errors["to"] = ["must differ from from"]
+    if any(c in data.get("subject", "") for c in "\r\n"):
+        errors["subject"] = ["must be one line"]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return data

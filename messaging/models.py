@@ -1,0 +1,162 @@
+"""What is said and how it travels: messages, their audit trail, and delivery attempts."""
+
+from django.db import models
+from django.db.models import Q
+
+from conversations.models import Account, Conversation
+
+
+class FailureReason(models.TextChoices):
+    """Why a message is a dead letter."""
+
+    PERMANENT = "permanent"  #: the provider refused it for good
+    EXHAUSTED = "exhausted"  #: every try in the budget failed
+
+
+class Message(models.Model):
+    """One SMS, MMS or email, in either direction. The row is also the outbox: a
+    `queued` message is dispatched by a task, or by the sweep if that task was lost."""
+
+    class Direction(models.TextChoices):
+        OUTBOUND = "outbound"
+        INBOUND = "inbound"
+
+    class Type(models.TextChoices):
+        SMS = "sms", "SMS"
+        MMS = "mms", "MMS"
+        EMAIL = "email", "Email"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"  #: stored, waiting for a worker (also between retries)
+        SENDING = "sending"  #: claimed by a worker, provider call in flight
+        SENT = "sent"  #: accepted by a provider
+        DELIVERED = "delivered"  #: the provider says it reached the recipient
+        UNDELIVERED = "undelivered"  #: the provider says it did not reach the recipient
+        FAILED = "failed"  #: permanent error or retries exhausted: a dead letter, replayable
+        RECEIVED = "received"  #: inbound, stored
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    type = models.CharField(max_length=5, choices=Type.choices)
+    from_address = models.CharField(max_length=254)
+    to_address = models.CharField(max_length=254)
+    subject = models.CharField(max_length=998, blank=True)
+    body = models.TextField(blank=True)
+    attachments = models.JSONField(default=list, blank=True)
+    timestamp = models.DateTimeField(null=True, blank=True, help_text="The time the client or provider gave.")
+    status = models.CharField(max_length=12, choices=Status.choices)
+    provider = models.CharField(max_length=32, blank=True)
+    provider_message_id = models.CharField(max_length=255, null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Tries in the current attempt budget.")
+    failure_reason = models.CharField(max_length=12, choices=FailureReason.choices, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    last_error = models.TextField(blank=True)
+    # Dispatch bookkeeping: not before `next_attempt_at`; a task was last published at
+    # `enqueued_at`; a worker owns a `sending` message until `lease_expires_at`; a try
+    # whose outcome is unknown sets `needs_reconcile` so the next one asks the provider.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    needs_reconcile = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id"],
+                condition=Q(provider_message_id__isnull=False),
+                name="message_provider_id_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "created_at", "id"], name="message_thread"),
+            models.Index(fields=["account", "-id"], name="message_account"),
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="queued"), name="message_queued_due"
+            ),
+            models.Index(
+                fields=["lease_expires_at"], condition=Q(status="sending"), name="message_sending_lease"
+            ),
+            models.Index(fields=["failed_at"], condition=Q(status="failed"), name="message_dead_letters"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.type} {self.from_address} → {self.to_address} ({self.status})"
+
+    @property
+    def is_dead_letter(self) -> bool:
+        return self.status == self.Status.FAILED
+
+
+# Forward-only: a status change is applied only if it ranks higher than the current
+# one, so duplicate and out-of-order callbacks change nothing.
+# `failed` ranks below the provider's final word: if a try we gave up on did reach the
+# recipient, the provider's `delivered` is the truth and takes the message out of the
+# dead letters.
+STATUS_RANK = {
+    Message.Status.QUEUED: 0,
+    Message.Status.SENDING: 1,
+    Message.Status.SENT: 2,
+    Message.Status.FAILED: 3,
+    Message.Status.DELIVERED: 4,
+    Message.Status.UNDELIVERED: 4,
+    Message.Status.RECEIVED: 4,
+}
+
+
+def statuses_below(status: str) -> list[str]:
+    return [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
+
+
+class MessageEvent(models.Model):
+    """The audit trail: every status change, webhook and operator action on a message."""
+
+    class Kind(models.TextChoices):
+        STATUS = "status"  #: the message moved to `status`
+        CALLBACK = "callback"  #: a provider status callback (applied or not)
+        RETRY = "retry"  #: a try failed and another is scheduled
+        REPLAY = "replay"  #: an operator re-queued a dead letter
+        RECONCILE = "reconcile"  #: the provider was asked whether it already had the message
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    status = models.CharField(max_length=12, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "id"], name="event_message")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status}".strip()
+
+
+class DeliveryAttempt(models.Model):
+    """One call to a provider to send a message, whatever came of it."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"  #: accepted by the provider
+        TRANSIENT = "transient"  #: failed, worth retrying (429, connection refused...)
+        PERMANENT = "permanent"  #: refused for good (bad number, 4xx)
+        AMBIGUOUS = "ambiguous"  #: may or may not have been sent (timeout, 5xx)
+        RECONCILED = "reconciled"  #: found at the provider from an earlier try
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="delivery_attempts")
+    provider = models.CharField(max_length=32)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "id"], name="attempt_message")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.outcome}"

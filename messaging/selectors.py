@@ -1,0 +1,19 @@
+from django.db.models import Prefetch, QuerySet
+
+from conversations.models import Account
+from messaging.models import DeliveryAttempt, Message, MessageEvent
+
+
+def message_list_for_conversation(*, account: Account, conversation_id: int) -> QuerySet[Message]:
+    return Message.objects.filter(account=account, conversation_id=conversation_id).order_by("created_at", "id")
+
+
+def message_get(*, account: Account, message_id: int) -> Message | None:
+    return (
+        Message.objects.filter(account=account, pk=message_id)
+        .prefetch_related(
+            Prefetch("events", queryset=MessageEvent.objects.order_by("id")),
+            Prefetch("delivery_attempts", queryset=DeliveryAttempt.objects.order_by("id")),
+        )
+        .first()
+    )

@@ -1,0 +1,126 @@
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from messaging.fields import (
+    AttachmentsField,
+    EmailAddressField,
+    FromFieldMixin,
+    PhoneField,
+    check_email_message,
+    check_phone_message,
+)
+from messaging.models import DeliveryAttempt, Message, MessageEvent
+from messaging.services import NewMessage
+
+EMAIL_MAX_BODY = 100_000
+
+
+class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
+    from_ = PhoneField(help_text="One of the account's phone numbers, E.164.")
+    to = PhoneField(help_text="The recipient, E.164.")
+    type = serializers.ChoiceField(choices=["sms", "mms"], default="sms")
+    body = serializers.CharField(max_length=settings.SMS_MAX_BODY, allow_blank=True, trim_whitespace=False, default="")
+    attachments = AttachmentsField(help_text="http(s) URLs of media; an MMS needs at least one.")
+    timestamp = serializers.DateTimeField(required=False, allow_null=True, help_text="ISO-8601; naive times are UTC.")
+
+    def validate(self, data):
+        return check_phone_message(data)
+
+    def new_message(self) -> NewMessage:
+        data = self.validated_data
+        return NewMessage(
+            type=data["type"],
+            from_address=data["from"],
+            to_address=data["to"],
+            body=data["body"],
+            attachments=data["attachments"],
+            timestamp=data.get("timestamp"),
+        )
+
+
+class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
+    from_ = EmailAddressField(help_text="One of the account's addresses (or an address in its domain).")
+    to = EmailAddressField()
+    subject = serializers.CharField(max_length=998, allow_blank=True, default="")
+    body = serializers.CharField(max_length=EMAIL_MAX_BODY, trim_whitespace=False, help_text="Text or HTML.")
+    attachments = AttachmentsField(help_text="http(s) URLs; sent as links.")
+    timestamp = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate(self, data):
+        return check_email_message(data)
+
+    def new_message(self) -> NewMessage:
+        data = self.validated_data
+        return NewMessage(
+            type="email",
+            from_address=data["from"],
+            to_address=data["to"],
+            body=data["body"],
+            attachments=data["attachments"],
+            timestamp=data.get("timestamp"),
+            subject=data["subject"],
+        )
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+
+
+class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
+    from_ = serializers.CharField(source="from_address")
+    to = serializers.CharField(source="to_address")
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation_id",
+            "direction",
+            "type",
+            "from_",
+            "to",
+            "subject",
+            "body",
+            "attachments",
+            "timestamp",
+            "status",
+            "provider",
+            "provider_message_id",
+            "attempts",
+            "error",
+            "created_at",
+            "updated_at",
+            "sent_at",
+            "delivered_at",
+            "failed_at",
+        ]
+
+    @extend_schema_field(ErrorSerializer(allow_null=True))
+    def get_error(self, message: Message) -> dict | None:
+        if not (message.last_error or message.error_code):
+            return None
+        return {"code": message.error_code, "message": message.last_error, "reason": message.failure_reason}
+
+
+class MessageEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MessageEvent
+        fields = ["id", "kind", "status", "detail", "created_at"]
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ["id", "provider", "outcome", "http_status", "provider_message_id", "error", "latency_ms", "created_at"]
+
+
+class MessageDetailSerializer(MessageSerializer):
+    events = MessageEventSerializer(many=True, read_only=True)
+    delivery_attempts = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "events", "delivery_attempts"]

@@ -1,0 +1,22 @@
+"""Every state change of messages. Views and tasks call these; nothing else writes."""
+
+from messaging.services.dispatch import message_dispatch, retry_delay
+from messaging.services.receiving import ReceivedMessage, message_receive
+from messaging.services.recovery import SweepResult, message_replay, messages_sweep
+from messaging.services.sending import NewMessage, SenderNotOwned, message_send
+from messaging.services.status import message_apply_status, message_for_status
+
+__all__ = [
+    "NewMessage",
+    "ReceivedMessage",
+    "SenderNotOwned",
+    "SweepResult",
+    "message_apply_status",
+    "message_dispatch",
+    "message_for_status",
+    "message_receive",
+    "message_replay",
+    "message_send",
+    "messages_sweep",
+    "retry_delay",
+]

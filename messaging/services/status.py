@@ -1,0 +1,68 @@
+"""Applying provider delivery receipts: forward only, once, whatever order they come in."""
+
+import logging
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from messaging.models import STATUS_RANK, Message, MessageEvent, statuses_below
+from messaging.services.events import event_new
+from providers.base import StatusUpdate
+
+logger = logging.getLogger(__name__)
+
+_TIMESTAMP_FIELD = {
+    Message.Status.SENT: "sent_at",
+    Message.Status.DELIVERED: "delivered_at",
+    Message.Status.UNDELIVERED: "delivered_at",
+}
+
+
+def message_for_status(*, provider: str, update: StatusUpdate) -> Message | None:
+    """The outbound message a receipt is about: by our reference when the provider
+    echoed it (it may arrive before we stored the provider id), else by provider id."""
+    if update.reference.isdigit() and len(update.reference) < 19:
+        message = Message.objects.filter(pk=int(update.reference), direction=Message.Direction.OUTBOUND).first()
+        if message is not None:
+            return message
+    if update.provider_message_id:
+        return Message.objects.filter(provider=provider, provider_message_id=update.provider_message_id).first()
+    return None
+
+
+def message_apply_status(*, message: Message, provider: str, update: StatusUpdate) -> bool:
+    """Move `message` to the receipt's status if that is forward; True if it moved.
+    Every receipt is kept in the audit trail, applied or not."""
+    now = timezone.now()
+    moved = False
+    with transaction.atomic():
+        if update.status in STATUS_RANK:
+            changes = {"status": update.status, "updated_at": now}
+            if field := _TIMESTAMP_FIELD.get(update.status):
+                changes[field] = now
+            if update.status == Message.Status.UNDELIVERED:
+                changes["error_code"] = update.error_code
+            if update.status in (Message.Status.DELIVERED, Message.Status.UNDELIVERED):
+                changes |= {"needs_reconcile": False, "failure_reason": "", "lease_expires_at": None}
+            moved = bool(
+                Message.objects.filter(pk=message.pk, status__in=statuses_below(update.status)).update(**changes)
+            )
+            if update.provider_message_id:
+                # A receipt that beat the worker's own write still tells us the provider id.
+                Message.objects.filter(Q(provider_message_id__isnull=True) | Q(provider_message_id=""), pk=message.pk).update(
+                    provider=provider, provider_message_id=update.provider_message_id
+                )
+        event_new(
+            message.pk,
+            MessageEvent.Kind.CALLBACK,
+            update.status if moved else "",
+            at=now,
+            provider=provider,
+            provider_status=update.provider_status,
+            applied=moved,
+            error_code=update.error_code or None,
+        ).save(force_insert=True)
+    if update.status == "unknown":
+        logger.warning("%s: unmapped status %r for message %s", provider, update.provider_status, message.pk)
+    return moved

@@ -1,0 +1,18 @@
+"""Thin tasks: they take ids and call a service. Dispatch retries are scheduled by the
+service in the database (see services/dispatch.py), not by Celery's retry."""
+
+import dataclasses
+
+from celery import shared_task
+
+from messaging import services
+
+
+@shared_task(name="messaging.tasks.message_dispatch")
+def message_dispatch(message_id: int) -> str:
+    return services.message_dispatch(message_id=message_id)
+
+
+@shared_task(name="messaging.tasks.messages_sweep")
+def messages_sweep() -> dict:
+    return dataclasses.asdict(services.messages_sweep())

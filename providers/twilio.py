@@ -1,0 +1,140 @@
+"""Twilio's Programmable Messaging API (the subset we use) for SMS and MMS.
+
+Create: form-encoded POST with HTTP Basic auth, repeated `MediaUrl`, a `StatusCallback`
+that carries our message id (Twilio signs the full URL, query included). Errors are JSON
+`{"code", "message", "more_info", "status"}`. Status callbacks are form posts signed
+with `X-Twilio-Signature`: base64 HMAC-SHA1, keyed by the auth token, of the URL
+followed by every POST parameter name and value, sorted by name.
+"""
+
+import base64
+import hashlib
+import hmac
+import logging
+from datetime import datetime
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from providers.base import (
+    InboundMessage,
+    OutboundMessage,
+    Outcome,
+    Provider,
+    SendResult,
+    StatusUpdate,
+    WebhookRequest,
+    outcome_for,
+)
+from providers.http import call, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+# Twilio's message statuses in ours; the early ones change nothing we track.
+STATUS_MAP = {
+    "accepted": "",
+    "scheduled": "",
+    "queued": "",
+    "sending": "",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "undelivered",
+    "canceled": "undelivered",
+}
+
+
+def twilio_signature(auth_token: str, url: str, params: dict[str, list[str]]) -> str:
+    payload = url + "".join(name + value for name in sorted(params) for value in params[name])
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+class TwilioProvider(Provider):
+    format = "twilio"
+
+    @property
+    def _messages_url(self) -> str:
+        return f"{self.options['base_url']}/2010-04-01/Accounts/{self.options['account_sid']}/Messages.json"
+
+    @property
+    def _auth(self) -> tuple[str, str]:
+        return self.options["account_sid"], self.options["auth_token"]
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        form = [("To", message.to_address), ("From", message.from_address), ("Body", message.body)]
+        form += [("MediaUrl", url) for url in message.attachments]
+        form.append(("StatusCallback", f"{self.status_callback_url}?{urlencode({'ref': message.reference})}"))
+        result = call("POST", self._messages_url, timeout=self.timeout, data=form, auth=self._auth)
+        outcome = outcome_for(result.status, maybe_delivered=result.maybe_delivered)
+        payload = result.json() if result.status is not None else None
+        payload = payload if isinstance(payload, dict) else {}
+        if outcome is Outcome.SUCCESS and not payload.get("sid"):
+            outcome = Outcome.AMBIGUOUS  # accepted, but we cannot tell which message it is
+        return SendResult(
+            outcome=outcome,
+            provider_message_id=payload.get("sid", "") if outcome is Outcome.SUCCESS else "",
+            http_status=result.status,
+            error_code=str(payload.get("code") or "") if outcome is not Outcome.SUCCESS else "",
+            error=(payload.get("message") or result.error or f"HTTP {result.status}") if outcome is not Outcome.SUCCESS else "",
+            retry_after=retry_after_seconds(result.headers),
+            latency_ms=result.latency_ms,
+        )
+
+    def lookup(self, message: OutboundMessage, *, since: datetime) -> list[str]:
+        # Twilio has no client reference on a message: match sender, recipient and body
+        # among messages sent since the first try (the dispatcher skips ids it already
+        # attributed to another of our messages).
+        params = {"To": message.to_address, "From": message.from_address, "DateSent>": since.date().isoformat(), "PageSize": 100}
+        result = call("GET", self._messages_url, timeout=self.timeout, params=params, auth=self._auth)
+        payload = result.json() if result.status == 200 else None
+        if not isinstance(payload, dict):
+            raise LookupError(f"{self.name} lookup failed: {result.error or result.status}")
+        found = [m for m in payload.get("messages", []) if m.get("body") == message.body and m.get("sid")]
+        found.sort(key=lambda m: m.get("date_created") or "")
+        return [m["sid"] for m in found]
+
+    def verify_webhook(self, request: WebhookRequest) -> bool:
+        signature = request.header("X-Twilio-Signature")
+        if not signature:
+            return False
+        tokens = [self.options["auth_token"], *self.options.get("previous_auth_tokens", [])]
+        return any(
+            hmac.compare_digest(twilio_signature(token, request.url, request.form), signature) for token in tokens
+        )
+
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        form = {name: values[-1] for name, values in request.form.items()}
+        provider_status = form.get("MessageStatus", form.get("SmsStatus", ""))
+        status = STATUS_MAP.get(provider_status)
+        if status is None:
+            logger.warning("twilio: unknown message status %r", provider_status)
+            status = "unknown"
+        reference = parse_qs(urlsplit(request.url).query).get("ref", [""])[0]
+        sid = form.get("MessageSid", form.get("SmsSid", ""))
+        return [
+            StatusUpdate(
+                status=status,
+                provider_status=provider_status,
+                provider_message_id=sid,
+                reference=reference,
+                event_id=f"{sid}:{provider_status}",
+                error_code=form.get("ErrorCode", ""),
+                raw=form,
+            )
+        ]
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        form = {name: values[-1] for name, values in request.form.items()}
+        media_count = int(form.get("NumMedia", "0") or 0)
+        media = [form[f"MediaUrl{i}"] for i in range(media_count) if form.get(f"MediaUrl{i}")]
+        return [
+            InboundMessage(
+                provider_message_id=form.get("MessageSid", ""),
+                type="mms" if media else "sms",
+                from_address=form.get("From", ""),
+                to_address=form.get("To", ""),
+                body=form.get("Body", ""),
+                attachments=media,
+                raw=form,
+            )
+        ]

@@ -1,0 +1,176 @@
+"""Webhook endpoints: verify first, store, answer once it is durable.
+
+Assignment format: POST /api/webhooks/sms and /api/webhooks/email (JSON, HMAC-SHA256
+signature, see signatures.py). Provider format: POST /api/webhooks/providers/<name>/
+status and /inbound, verified by that provider's own scheme.
+"""
+
+import logging
+from urllib.parse import parse_qs
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import WRITE_ERROR_RESPONSES, ApiError
+from config.parsers import JSONParser
+from conversations.addresses import normalize_phone
+from messaging.serializers import MessageSerializer
+from messaging.services import ReceivedMessage
+from providers.base import WebhookNotSupported, WebhookRequest
+from providers.registry import provider_get
+from webhooks import signatures
+from webhooks.models import WebhookEvent
+from webhooks.serializers import EmailWebhookSerializer, SmsWebhookSerializer, WebhookAckSerializer
+from webhooks.services import webhook_inbound, webhook_status
+
+logger = logging.getLogger(__name__)
+
+
+class _WebhookApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+
+class _AssignmentWebhookApi(_WebhookApi):
+    serializer_class = None
+
+    def post(self, request):
+        signed = _check_signature(request)
+        serializer = self.serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = webhook_inbound(received=serializer.received(), payload=_text(request.body), signed=signed)
+        if result.message is None:
+            return Response({"status": "unrouted", "detail": "No account owns the recipient address."}, status=200)
+        code = status.HTTP_201_CREATED if result.outcome == WebhookEvent.Outcome.PROCESSED else status.HTTP_200_OK
+        return Response(MessageSerializer(result.message).data, status=code)
+
+
+_INBOUND_RESPONSES = {
+    201: OpenApiResponse(MessageSerializer, description="Stored a new inbound message"),
+    200: OpenApiResponse(MessageSerializer, description="Seen before: the stored message, unchanged"),
+    **WRITE_ERROR_RESPONSES,
+}
+
+
+class SmsWebhookApi(_AssignmentWebhookApi):
+    serializer_class = SmsWebhookSerializer
+
+    @extend_schema(summary="Inbound SMS/MMS from the messaging provider", request=SmsWebhookSerializer, responses=_INBOUND_RESPONSES)
+    def post(self, request):
+        return super().post(request)
+
+
+class EmailWebhookApi(_AssignmentWebhookApi):
+    serializer_class = EmailWebhookSerializer
+
+    @extend_schema(summary="Inbound email from the email provider", request=EmailWebhookSerializer, responses=_INBOUND_RESPONSES)
+    def post(self, request):
+        return super().post(request)
+
+
+def _check_signature(request) -> bool:
+    """True when validly signed; unsigned passes only where ALLOW_UNSIGNED_WEBHOOKS."""
+    verdict = signatures.verify(
+        signature=request.headers.get(signatures.SIGNATURE_HEADER, ""),
+        timestamp=request.headers.get(signatures.TIMESTAMP_HEADER, ""),
+        body=request.body,
+    )
+    if verdict is signatures.Verdict.VALID:
+        return True
+    if verdict is signatures.Verdict.MISSING and settings.ALLOW_UNSIGNED_WEBHOOKS:
+        logger.warning("unsigned webhook accepted on %s (local mode)", request.path)
+        return False
+    messages = {
+        signatures.Verdict.MISSING: "The webhook is not signed.",
+        signatures.Verdict.STALE: "The signature timestamp is outside the allowed window.",
+        signatures.Verdict.INVALID: "The signature does not match.",
+    }
+    raise ApiError(401, "invalid_signature", messages[verdict])
+
+
+class _ProviderWebhookApi(_WebhookApi):
+    parser_classes = [JSONParser, FormParser]
+
+    def _request(self, request, name: str):
+        provider = provider_get(name)
+        if provider is None:
+            raise NotFound("No such provider.")
+        form = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True) if request.content_type == "application/x-www-form-urlencoded" else {}
+        webhook = WebhookRequest(
+            url=settings.PUBLIC_BASE_URL + request.get_full_path(),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=request.body,
+            form=form,
+        )
+        if not provider.verify_webhook(webhook):
+            logger.warning("%s webhook with a bad or missing signature refused", name)
+            raise ApiError(401, "invalid_signature", f"The {provider.format} signature is missing or does not match.")
+        return provider, webhook
+
+
+class ProviderStatusWebhookApi(_ProviderWebhookApi):
+    @extend_schema(
+        summary="Delivery receipts in a provider's own format (Twilio status callback, SendGrid Event Webhook)",
+        request=None,
+        responses={200: WebhookAckSerializer, **WRITE_ERROR_RESPONSES},
+    )
+    def post(self, request, name: str):
+        provider, webhook = self._request(request, name)
+        try:
+            updates = provider.parse_status(webhook)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
+        result = webhook_status(provider=provider.name, updates=updates, payload=_text(webhook.body), signed=True)
+        return Response({"status": "ok", "processed": result.processed, "duplicates": result.duplicates, "unmatched": result.unmatched})
+
+
+class ProviderInboundWebhookApi(_ProviderWebhookApi):
+    @extend_schema(
+        summary="Inbound messages in a provider's own format (Twilio incoming message webhook)",
+        request=None,
+        responses={200: WebhookAckSerializer, 201: WebhookAckSerializer, **WRITE_ERROR_RESPONSES},
+    )
+    def post(self, request, name: str):
+        provider, webhook = self._request(request, name)
+        try:
+            inbound = provider.parse_inbound(webhook)
+        except WebhookNotSupported as exc:
+            raise NotFound(str(exc)) from None
+        created = 0
+        for message in inbound:
+            received = _received(provider.name, message)
+            result = webhook_inbound(received=received, payload=_text(webhook.body), signed=True)
+            created += result.outcome == WebhookEvent.Outcome.PROCESSED
+        return Response({"status": "ok", "created": created}, status=201 if created else 200)
+
+
+def _received(provider: str, message) -> ReceivedMessage:
+    try:
+        from_address, to_address = normalize_phone(message.from_address), normalize_phone(message.to_address)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", f"Unusable address: {exc.messages[0]}") from None
+    if not message.provider_message_id:
+        raise ApiError(400, "invalid_request", "The message has no provider id.")
+    if "\x00" in message.body:
+        raise ApiError(400, "invalid_request", "The body must not contain NUL characters.")
+    return ReceivedMessage(
+        provider=provider,
+        provider_message_id=message.provider_message_id,
+        type=message.type,
+        from_address=from_address,
+        to_address=to_address,
+        body=message.body,
+        attachments=message.attachments,
+        timestamp=message.timestamp,
+    )
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", "replace").replace("\x00", "\ufffd")

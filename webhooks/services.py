@@ -1,0 +1,82 @@
+"""What webhooks change: inbound messages stored once, receipts applied once, and the
+raw event log. Called only after the request's signature has been checked."""
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from conversations.selectors import account_for_address
+from messaging.models import Message
+from messaging.services import ReceivedMessage, message_apply_status, message_for_status, message_receive
+from providers.base import StatusUpdate
+from webhooks.models import WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    outcome: str  #: a WebhookEvent.Outcome
+    message: Message | None = None
+
+
+@dataclass
+class StatusResult:
+    processed: int = 0
+    duplicates: int = 0
+    unmatched: int = 0
+
+
+def webhook_inbound(*, received: ReceivedMessage, payload: str, signed: bool) -> InboundResult:
+    account = account_for_address(address=received.to_address)
+    now = timezone.now()
+    if account is None:
+        logger.warning("%s: inbound message to an address no account owns; kept in the webhook log only", received.provider)
+        _log(received.provider, WebhookEvent.Kind.INBOUND, WebhookEvent.Outcome.UNROUTED, payload, signed, now)
+        return InboundResult(WebhookEvent.Outcome.UNROUTED)
+    with transaction.atomic():
+        message, created = message_receive(account=account, received=received)
+        outcome = WebhookEvent.Outcome.PROCESSED if created else WebhookEvent.Outcome.DUPLICATE
+        _log(received.provider, WebhookEvent.Kind.INBOUND, outcome, payload, signed, now, message=message)
+    return InboundResult(outcome, message)
+
+
+def webhook_status(*, provider: str, updates: list[StatusUpdate], payload: str, signed: bool) -> StatusResult:
+    result = StatusResult()
+    now = timezone.now()
+    for update in updates:
+        message = message_for_status(provider=provider, update=update)
+        outcome = WebhookEvent.Outcome.PROCESSED if message else WebhookEvent.Outcome.UNMATCHED
+        try:
+            with transaction.atomic():
+                # The event id is unique: a redelivered receipt fails here, before it
+                # can touch the message (and a concurrent copy waits for this one).
+                _log(provider, WebhookEvent.Kind.STATUS, outcome, payload, signed, now, message=message,
+                     event_id=update.event_id or None)
+                if message is not None:
+                    message_apply_status(message=message, provider=provider, update=update)
+        except IntegrityError:
+            result.duplicates += 1
+            continue
+        if message is None:
+            logger.info("%s: receipt for an unknown message (%s); acknowledged", provider, update.provider_message_id)
+            result.unmatched += 1
+        else:
+            result.processed += 1
+    return result
+
+
+def _log(provider, kind, outcome, payload, signed, now, *, message=None, event_id=None) -> WebhookEvent:
+    return WebhookEvent.objects.create(
+        provider=provider,
+        kind=kind,
+        outcome=outcome,
+        event_id=event_id,
+        account_id=message.account_id if message else None,
+        message=message,
+        signed=signed,
+        payload=payload,
+        received_at=now,
+    )
