@@ -4,21 +4,10 @@
 # broker under var/. DATABASE_URL, REDIS_URL, CELERY_BROKER_URL switch to real ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-    || { echo "Python 3.11+ is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
-  "$PYTHON" -m venv .venv
-fi
-if [ ! -f .venv/.installed ] || [ requirements.txt -nt .venv/.installed ]; then
-  .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -r requirements.txt
-  touch .venv/.installed
-fi
+bin/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 # honcho gives each process its own PORT; the worker and the sandbox must still know
-# where the web process listens (for status callbacks).
+# where the web process listens (status callbacks go there).
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:${PORT:-8080}}"
 python manage.py migrate --no-input
 python manage.py collectstatic --no-input --verbosity 0

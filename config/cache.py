@@ -45,7 +45,7 @@ class LockedFileCache(FileBasedCache):
         """The seconds left before `key` expires (None: never), so incr keeps the TTL."""
         try:
             with open(self._key_to_file(key, version), "rb") as f:
-                expiry = pickle.load(f)
+                expiry = pickle.load(f)  # noqa: S301 (our own cache files, as Django reads them)
         except (FileNotFoundError, EOFError):
             return 0
         return None if expiry is None else max(expiry - time.time(), 0.001)

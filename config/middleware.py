@@ -48,7 +48,5 @@ class BodySizeLimitMiddleware:
         except ValueError:
             return json_error(400, "bad_request", "Content-Length is not a number.")
         if too_large:
-            return json_error(
-                413, "payload_too_large", f"The body is larger than {settings.MAX_REQUEST_BYTES} bytes."
-            )
+            return json_error(413, "payload_too_large", f"The body is larger than {settings.MAX_REQUEST_BYTES} bytes.")
         return self.get_response(request)

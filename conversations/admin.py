@@ -20,7 +20,9 @@ class AccountAdmin(admin.ModelAdmin):
     def create_api_key(self, request, queryset):
         for account in queryset:
             _, raw_key = api_key_create(account=account, name=f"created by {request.user}")
-            self.message_user(request, f"New key for {account}: {raw_key} — copy it now, it is not shown again.", messages.WARNING)
+            self.message_user(
+                request, f"New key for {account}: {raw_key} — copy it now, it is not shown again.", messages.WARNING
+            )
 
 
 @admin.register(ApiKey)

@@ -13,7 +13,10 @@ class ConversationListApi(GenericAPIView):
     serializer_class = ConversationSerializer
     pagination_class = CursorPage.ordered_by("-last_message_at", "-id")
 
-    @extend_schema(summary="List conversations, most recent activity first", responses={200: ConversationSerializer(many=True), **ERROR_RESPONSES})
+    @extend_schema(
+        summary="List conversations, most recent activity first",
+        responses={200: ConversationSerializer(many=True), **ERROR_RESPONSES},
+    )
     def get(self, request):
         page = self.paginate_queryset(conversation_list(account=request.user))
         return self.get_paginated_response(ConversationSerializer(page, many=True).data)

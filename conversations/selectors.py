@@ -13,11 +13,7 @@ def account_development() -> Account:
 
 
 def api_key_active(*, key_hash: str) -> ApiKey | None:
-    return (
-        ApiKey.objects.select_related("account")
-        .filter(key_hash=key_hash, revoked_at__isnull=True)
-        .first()
-    )
+    return ApiKey.objects.select_related("account").filter(key_hash=key_hash, revoked_at__isnull=True).first()
 
 
 def account_for_address(*, address: str) -> Account | None:

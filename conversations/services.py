@@ -112,7 +112,9 @@ def conversation_add_message(*, message: ThreadedMessage) -> int:
 def _conversation_link_contact(*, conversation_id: int, account_id: int, address: str) -> None:
     """A new conversation points at the contact behind its other address (made if new)."""
     contact_id = (
-        ContactAddress.objects.filter(account_id=account_id, address=address).values_list("contact_id", flat=True).first()
+        ContactAddress.objects.filter(account_id=account_id, address=address)
+        .values_list("contact_id", flat=True)
+        .first()
     )
     if contact_id is None:
         contact = Contact.objects.create(account_id=account_id)

@@ -38,7 +38,17 @@ class ConversationMessageInline(ReadOnlyInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "direction", "type", "from_address", "to_address", "status", "provider", "attempts"]
+    list_display = [
+        "id",
+        "created_at",
+        "direction",
+        "type",
+        "from_address",
+        "to_address",
+        "status",
+        "provider",
+        "attempts",
+    ]
     list_filter = ["status", "type", "direction", "provider", "failure_reason"]
     search_fields = ["=id", "from_address", "to_address", "provider_message_id"]
     date_hierarchy = "created_at"

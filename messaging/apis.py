@@ -18,7 +18,9 @@ def _send(request, serializer_class) -> Response:
     try:
         message = message_send(account=request.user, new=serializer.new_message())
     except SenderNotOwned as exc:
-        raise ApiError(403, "sender_not_allowed", f"This account does not own {exc}.", {"from": ["not owned by this account"]}) from None
+        raise ApiError(
+            403, "sender_not_allowed", f"This account does not own {exc}.", {"from": ["not owned by this account"]}
+        ) from None
     return Response(MessageSerializer(message).data, status=202)
 
 
@@ -43,7 +45,10 @@ class EmailSendApi(APIView):
 
 
 class MessageDetailApi(APIView):
-    @extend_schema(summary="One message, with its events and delivery attempts", responses={200: MessageDetailSerializer, **ERROR_RESPONSES})
+    @extend_schema(
+        summary="One message, with its events and delivery attempts",
+        responses={200: MessageDetailSerializer, **ERROR_RESPONSES},
+    )
     def get(self, request, message_id: int):
         message = message_get(account=request.user, message_id=message_id)
         if message is None:
@@ -55,9 +60,14 @@ class ConversationMessageListApi(GenericAPIView):
     serializer_class = MessageSerializer
     pagination_class = CursorPage.ordered_by("created_at", "id")
 
-    @extend_schema(summary="The messages of a conversation, oldest first", responses={200: MessageSerializer(many=True), **ERROR_RESPONSES})
+    @extend_schema(
+        summary="The messages of a conversation, oldest first",
+        responses={200: MessageSerializer(many=True), **ERROR_RESPONSES},
+    )
     def get(self, request, conversation_id: int):
         if conversation_get(account=request.user, conversation_id=conversation_id) is None:
             raise NotFound("No such conversation.")
-        page = self.paginate_queryset(message_list_for_conversation(account=request.user, conversation_id=conversation_id))
+        page = self.paginate_queryset(
+            message_list_for_conversation(account=request.user, conversation_id=conversation_id)
+        )
         return self.get_paginated_response(MessageSerializer(page, many=True).data)

@@ -47,7 +47,8 @@ class Message(models.Model):
     timestamp = models.DateTimeField(null=True, blank=True, help_text="The time the client or provider gave.")
     status = models.CharField(max_length=12, choices=Status.choices)
     provider = models.CharField(max_length=32, blank=True)
-    provider_message_id = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", until known: the unique constraint ignores NULLs.
+    provider_message_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Tries in the current attempt budget.")
     failure_reason = models.CharField(max_length=12, choices=FailureReason.choices, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
@@ -76,12 +77,8 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at", "id"], name="message_thread"),
             models.Index(fields=["account", "-id"], name="message_account"),
-            models.Index(
-                fields=["next_attempt_at"], condition=Q(status="queued"), name="message_queued_due"
-            ),
-            models.Index(
-                fields=["lease_expires_at"], condition=Q(status="sending"), name="message_sending_lease"
-            ),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="queued"), name="message_queued_due"),
+            models.Index(fields=["lease_expires_at"], condition=Q(status="sending"), name="message_sending_lease"),
             models.Index(fields=["failed_at"], condition=Q(status="failed"), name="message_dead_letters"),
         ]
 

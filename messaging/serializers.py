@@ -115,7 +115,16 @@ class MessageEventSerializer(serializers.ModelSerializer):
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
-        fields = ["id", "provider", "outcome", "http_status", "provider_message_id", "error", "latency_ms", "created_at"]
+        fields = [
+            "id",
+            "provider",
+            "outcome",
+            "http_status",
+            "provider_message_id",
+            "error",
+            "latency_ms",
+            "created_at",
+        ]
 
 
 class MessageDetailSerializer(MessageSerializer):

@@ -6,5 +6,9 @@ urlpatterns = [
     path("messages/sms", apis.SmsSendApi.as_view(), name="message-send-sms"),
     path("messages/email", apis.EmailSendApi.as_view(), name="message-send-email"),
     path("messages/<id:message_id>", apis.MessageDetailApi.as_view(), name="message-detail"),
-    path("conversations/<id:conversation_id>/messages", apis.ConversationMessageListApi.as_view(), name="conversation-messages"),
+    path(
+        "conversations/<id:conversation_id>/messages",
+        apis.ConversationMessageListApi.as_view(),
+        name="conversation-messages",
+    ),
 ]

@@ -77,12 +77,20 @@ class SendGridProvider(Provider):
 
     def send(self, message: OutboundMessage) -> SendResult:
         payload = {
-            "personalizations": [{"to": [{"email": message.to_address}], "custom_args": {"message_id": message.reference}}],
+            "personalizations": [
+                {"to": [{"email": message.to_address}], "custom_args": {"message_id": message.reference}}
+            ],
             "from": {"email": message.from_address},
             "subject": message.subject or "(no subject)",
             "content": email_content(message.body, message.attachments),
         }
-        result = call("POST", f"{self.options['base_url']}/v3/mail/send", timeout=self.timeout, json=payload, headers=self._headers)
+        result = call(
+            "POST",
+            f"{self.options['base_url']}/v3/mail/send",
+            timeout=self.timeout,
+            json=payload,
+            headers=self._headers,
+        )
         outcome = outcome_for(result.status, maybe_delivered=result.maybe_delivered)
         message_id = {k.lower(): v for k, v in result.headers.items()}.get("x-message-id", "")
         if outcome is Outcome.SUCCESS and not message_id:
@@ -90,7 +98,11 @@ class SendGridProvider(Provider):
         error = ""
         if outcome is not Outcome.SUCCESS:
             errors = (result.json() or {}).get("errors") if result.status is not None else None
-            error = "; ".join(e.get("message", "") for e in errors if isinstance(e, dict)) if isinstance(errors, list) else ""
+            error = (
+                "; ".join(e.get("message", "") for e in errors if isinstance(e, dict))
+                if isinstance(errors, list)
+                else ""
+            )
             error = error or result.error or f"HTTP {result.status}"
         return SendResult(
             outcome=outcome,
@@ -103,7 +115,9 @@ class SendGridProvider(Provider):
 
     def lookup(self, message: OutboundMessage, *, since: datetime) -> list[str]:
         params = {"query": f"unique_args['message_id']=\"{message.reference}\"", "limit": 10}
-        result = call("GET", f"{self.options['base_url']}/v3/messages", timeout=self.timeout, params=params, headers=self._headers)
+        result = call(
+            "GET", f"{self.options['base_url']}/v3/messages", timeout=self.timeout, params=params, headers=self._headers
+        )
         payload = result.json() if result.status == 200 else None
         if not isinstance(payload, dict):
             raise LookupError(f"{self.name} lookup failed: {result.error or result.status}")
@@ -114,7 +128,10 @@ class SendGridProvider(Provider):
         signature, timestamp = request.header(SIGNATURE_HEADER), request.header(TIMESTAMP_HEADER)
         if not signature or not timestamp:
             return False
-        return any(verify_event_signature(key, signature, timestamp, request.body) for key in self.options.get("public_keys", []))
+        return any(
+            verify_event_signature(key, signature, timestamp, request.body)
+            for key in self.options.get("public_keys", [])
+        )
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
         try:

@@ -75,7 +75,9 @@ class TwilioProvider(Provider):
             provider_message_id=payload.get("sid", "") if outcome is Outcome.SUCCESS else "",
             http_status=result.status,
             error_code=str(payload.get("code") or "") if outcome is not Outcome.SUCCESS else "",
-            error=(payload.get("message") or result.error or f"HTTP {result.status}") if outcome is not Outcome.SUCCESS else "",
+            error=(payload.get("message") or result.error or f"HTTP {result.status}")
+            if outcome is not Outcome.SUCCESS
+            else "",
             retry_after=retry_after_seconds(result.headers),
             latency_ms=result.latency_ms,
         )
@@ -84,7 +86,12 @@ class TwilioProvider(Provider):
         # Twilio has no client reference on a message: match sender, recipient and body
         # among messages sent since the first try (the dispatcher skips ids it already
         # attributed to another of our messages).
-        params = {"To": message.to_address, "From": message.from_address, "DateSent>": since.date().isoformat(), "PageSize": 100}
+        params = {
+            "To": message.to_address,
+            "From": message.from_address,
+            "DateSent>": since.date().isoformat(),
+            "PageSize": 100,
+        }
         result = call("GET", self._messages_url, timeout=self.timeout, params=params, auth=self._auth)
         payload = result.json() if result.status == 200 else None
         if not isinstance(payload, dict):

@@ -62,7 +62,11 @@ _INBOUND_RESPONSES = {
 class SmsWebhookApi(_AssignmentWebhookApi):
     serializer_class = SmsWebhookSerializer
 
-    @extend_schema(summary="Inbound SMS/MMS from the messaging provider", request=SmsWebhookSerializer, responses=_INBOUND_RESPONSES)
+    @extend_schema(
+        summary="Inbound SMS/MMS from the messaging provider",
+        request=SmsWebhookSerializer,
+        responses=_INBOUND_RESPONSES,
+    )
     def post(self, request):
         return super().post(request)
 
@@ -70,7 +74,9 @@ class SmsWebhookApi(_AssignmentWebhookApi):
 class EmailWebhookApi(_AssignmentWebhookApi):
     serializer_class = EmailWebhookSerializer
 
-    @extend_schema(summary="Inbound email from the email provider", request=EmailWebhookSerializer, responses=_INBOUND_RESPONSES)
+    @extend_schema(
+        summary="Inbound email from the email provider", request=EmailWebhookSerializer, responses=_INBOUND_RESPONSES
+    )
     def post(self, request):
         return super().post(request)
 
@@ -102,7 +108,11 @@ class _ProviderWebhookApi(_WebhookApi):
         provider = provider_get(name)
         if provider is None:
             raise NotFound("No such provider.")
-        form = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True) if request.content_type == "application/x-www-form-urlencoded" else {}
+        form = (
+            parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+            if request.content_type == "application/x-www-form-urlencoded"
+            else {}
+        )
         webhook = WebhookRequest(
             url=settings.PUBLIC_BASE_URL + request.get_full_path(),
             headers={k.lower(): v for k, v in request.headers.items()},
@@ -128,7 +138,14 @@ class ProviderStatusWebhookApi(_ProviderWebhookApi):
         except ValueError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         result = webhook_status(provider=provider.name, updates=updates, payload=_text(webhook.body), signed=True)
-        return Response({"status": "ok", "processed": result.processed, "duplicates": result.duplicates, "unmatched": result.unmatched})
+        return Response(
+            {
+                "status": "ok",
+                "processed": result.processed,
+                "duplicates": result.duplicates,
+                "unmatched": result.unmatched,
+            }
+        )
 
 
 class ProviderInboundWebhookApi(_ProviderWebhookApi):

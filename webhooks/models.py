@@ -21,10 +21,12 @@ class WebhookEvent(models.Model):
 
     provider = models.CharField(max_length=32)
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    event_id = models.CharField(max_length=255, null=True, blank=True)
+    event_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULLs escape the unique constraint)
     outcome = models.CharField(max_length=12, choices=Outcome.choices)
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_events")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_events"
+    )
     signed = models.BooleanField(help_text="The signature was present and verified.")
     payload = models.TextField()
     received_at = models.DateTimeField()

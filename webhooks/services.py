@@ -33,7 +33,9 @@ def webhook_inbound(*, received: ReceivedMessage, payload: str, signed: bool) ->
     account = account_for_address(address=received.to_address)
     now = timezone.now()
     if account is None:
-        logger.warning("%s: inbound message to an address no account owns; kept in the webhook log only", received.provider)
+        logger.warning(
+            "%s: inbound message to an address no account owns; kept in the webhook log only", received.provider
+        )
         _log(received.provider, WebhookEvent.Kind.INBOUND, WebhookEvent.Outcome.UNROUTED, payload, signed, now)
         return InboundResult(WebhookEvent.Outcome.UNROUTED)
     with transaction.atomic():
@@ -53,8 +55,16 @@ def webhook_status(*, provider: str, updates: list[StatusUpdate], payload: str, 
             with transaction.atomic():
                 # The event id is unique: a redelivered receipt fails here, before it
                 # can touch the message (and a concurrent copy waits for this one).
-                _log(provider, WebhookEvent.Kind.STATUS, outcome, payload, signed, now, message=message,
-                     event_id=update.event_id or None)
+                _log(
+                    provider,
+                    WebhookEvent.Kind.STATUS,
+                    outcome,
+                    payload,
+                    signed,
+                    now,
+                    message=message,
+                    event_id=update.event_id or None,
+                )
                 if message is not None:
                     message_apply_status(message=message, provider=provider, update=update)
         except IntegrityError:

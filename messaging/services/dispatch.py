@@ -151,25 +151,62 @@ def _update_breaker(provider: Provider, result: SendResult) -> None:
 def _record(claim: Claim, result: SendResult, *, reconciled: bool = False, reconcile_pending: bool = False) -> str:
     """Store the try and move the message on, if it is still ours."""
     message, now = claim.message, timezone.now()
-    events = [event_new(message.pk, MessageEvent.Kind.STATUS, Message.Status.SENDING, at=claim.claimed_at,
-                        provider=claim.provider.name, attempt=claim.attempt)]
+    events = [
+        event_new(
+            message.pk,
+            MessageEvent.Kind.STATUS,
+            Message.Status.SENDING,
+            at=claim.claimed_at,
+            provider=claim.provider.name,
+            attempt=claim.attempt,
+        )
+    ]
     base = {"lease_expires_at": None, "updated_at": now}
     enqueue_after = None
 
     if result.outcome is Outcome.SUCCESS:
         outcome = "sent"
-        updates = base | {"status": Message.Status.SENT, "provider_message_id": result.provider_message_id,
-                          "sent_at": now, "needs_reconcile": False, "error_code": "", "last_error": ""}
-        events.append(event_new(message.pk, MessageEvent.Kind.STATUS, Message.Status.SENT, at=now,
-                                provider_message_id=result.provider_message_id, reconciled=reconciled))
+        updates = base | {
+            "status": Message.Status.SENT,
+            "provider_message_id": result.provider_message_id,
+            "sent_at": now,
+            "needs_reconcile": False,
+            "error_code": "",
+            "last_error": "",
+        }
+        events.append(
+            event_new(
+                message.pk,
+                MessageEvent.Kind.STATUS,
+                Message.Status.SENT,
+                at=now,
+                provider_message_id=result.provider_message_id,
+                reconciled=reconciled,
+            )
+        )
     elif result.outcome is Outcome.PERMANENT or claim.attempt >= settings.MESSAGING_MAX_ATTEMPTS:
         outcome = "failed"
         reason = FailureReason.PERMANENT if result.outcome is Outcome.PERMANENT else FailureReason.EXHAUSTED
         unresolved = result.outcome is Outcome.AMBIGUOUS or reconcile_pending or claim.reconcile_pending
-        updates = base | {"status": Message.Status.FAILED, "failed_at": now, "failure_reason": reason,
-                          "needs_reconcile": unresolved, "error_code": result.error_code, "last_error": result.error}
-        events.append(event_new(message.pk, MessageEvent.Kind.STATUS, Message.Status.FAILED, at=now,
-                                reason=reason, error=result.error, error_code=result.error_code))
+        updates = base | {
+            "status": Message.Status.FAILED,
+            "failed_at": now,
+            "failure_reason": reason,
+            "needs_reconcile": unresolved,
+            "error_code": result.error_code,
+            "last_error": result.error,
+        }
+        events.append(
+            event_new(
+                message.pk,
+                MessageEvent.Kind.STATUS,
+                Message.Status.FAILED,
+                at=now,
+                reason=reason,
+                error=result.error,
+                error_code=result.error_code,
+            )
+        )
     else:
         outcome = "retry"
         delay = retry_delay(attempt=claim.attempt, retry_after=result.retry_after)
@@ -177,11 +214,25 @@ def _record(claim: Claim, result: SendResult, *, reconciled: bool = False, recon
         if delay <= settings.MESSAGING_ETA_MAX_SECONDS:
             enqueue_after = delay  # short waits ride a countdown; long ones wait for the sweep
         unresolved = result.outcome is Outcome.AMBIGUOUS or reconcile_pending or claim.reconcile_pending
-        updates = base | {"status": Message.Status.QUEUED, "next_attempt_at": due,
-                          "enqueued_at": due if enqueue_after is not None else None,
-                          "needs_reconcile": unresolved, "error_code": result.error_code, "last_error": result.error}
-        events.append(event_new(message.pk, MessageEvent.Kind.RETRY, Message.Status.QUEUED, at=now,
-                                outcome=result.outcome.value, error=result.error, delay_seconds=round(delay, 3)))
+        updates = base | {
+            "status": Message.Status.QUEUED,
+            "next_attempt_at": due,
+            "enqueued_at": due if enqueue_after is not None else None,
+            "needs_reconcile": unresolved,
+            "error_code": result.error_code,
+            "last_error": result.error,
+        }
+        events.append(
+            event_new(
+                message.pk,
+                MessageEvent.Kind.RETRY,
+                Message.Status.QUEUED,
+                at=now,
+                outcome=result.outcome.value,
+                error=result.error,
+                delay_seconds=round(delay, 3),
+            )
+        )
 
     with transaction.atomic():
         ours = Message.objects.filter(pk=message.pk, status=Message.Status.SENDING, attempts=claim.attempt)
@@ -210,8 +261,8 @@ def _record_late(message: Message, result: SendResult) -> str:
     """The message moved on without us: a callback finished it first, or our lease ran
     out and the sweep handed it to another try. Keep the provider id if we got one."""
     if result.outcome is Outcome.SUCCESS:
-        Message.objects.filter(
-            Q(provider_message_id__isnull=True) | Q(provider_message_id=""), pk=message.pk
-        ).update(provider_message_id=result.provider_message_id, sent_at=timezone.now())
+        Message.objects.filter(Q(provider_message_id__isnull=True) | Q(provider_message_id=""), pk=message.pk).update(
+            provider_message_id=result.provider_message_id, sent_at=timezone.now()
+        )
     logger.info("message %s changed while a try was in flight; outcome %s kept as history", message.pk, result.outcome)
     return "late"

@@ -33,8 +33,12 @@ def messages_sweep(*, limit: int = 1000) -> SweepResult:
         if stuck:
             # The worker may have reached the provider before it died: reconcile first.
             Message.objects.filter(id__in=[pk for pk, _ in stuck], status=Message.Status.SENDING).update(
-                status=Message.Status.QUEUED, needs_reconcile=True, lease_expires_at=None,
-                next_attempt_at=now, enqueued_at=now, updated_at=now,
+                status=Message.Status.QUEUED,
+                needs_reconcile=True,
+                lease_expires_at=None,
+                next_attempt_at=now,
+                enqueued_at=now,
+                updated_at=now,
             )
             MessageEvent.objects.bulk_create(
                 event_new(pk, MessageEvent.Kind.RETRY, Message.Status.QUEUED, at=now, reason="lease expired")
@@ -63,11 +67,22 @@ def message_replay(*, message: Message, actor: str) -> bool:
     now = timezone.now()
     with transaction.atomic():
         replayed = Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
-            status=Message.Status.QUEUED, attempts=0, failure_reason="", failed_at=None,
-            next_attempt_at=now, enqueued_at=now, updated_at=now,
+            status=Message.Status.QUEUED,
+            attempts=0,
+            failure_reason="",
+            failed_at=None,
+            next_attempt_at=now,
+            enqueued_at=now,
+            updated_at=now,
         )
         if replayed:
-            event_new(message.pk, MessageEvent.Kind.REPLAY, Message.Status.QUEUED, at=now,
-                      actor=actor, previous_error=message.last_error).save(force_insert=True)
+            event_new(
+                message.pk,
+                MessageEvent.Kind.REPLAY,
+                Message.Status.QUEUED,
+                at=now,
+                actor=actor,
+                previous_error=message.last_error,
+            ).save(force_insert=True)
             transaction.on_commit(lambda: message_enqueue(message_id=message.pk, message_type=message.type))
     return bool(replayed)

@@ -50,9 +50,9 @@ def message_apply_status(*, message: Message, provider: str, update: StatusUpdat
             )
             if update.provider_message_id:
                 # A receipt that beat the worker's own write still tells us the provider id.
-                Message.objects.filter(Q(provider_message_id__isnull=True) | Q(provider_message_id=""), pk=message.pk).update(
-                    provider=provider, provider_message_id=update.provider_message_id
-                )
+                Message.objects.filter(
+                    Q(provider_message_id__isnull=True) | Q(provider_message_id=""), pk=message.pk
+                ).update(provider=provider, provider_message_id=update.provider_message_id)
         event_new(
             message.pk,
             MessageEvent.Kind.CALLBACK,

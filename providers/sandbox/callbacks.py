@@ -53,17 +53,34 @@ def _twilio_callback(message: SandboxMessage, status: str) -> None:
 
 def _sendgrid_events(message: SandboxMessage, final: str) -> None:
     now = int(time.time())
-    base = {"email": message.to_address, "timestamp": now, "sg_message_id": f"{message.sid}.filterdrecv-sandbox-1",
-            "smtp-id": f"<{message.sid}@sandbox>", "message_id": message.reference}
+    base = {
+        "email": message.to_address,
+        "timestamp": now,
+        "sg_message_id": f"{message.sid}.filterdrecv-sandbox-1",
+        "smtp-id": f"<{message.sid}@sandbox>",
+        "message_id": message.reference,
+    }
     events = [base | {"event": "processed", "sg_event_id": secrets.token_urlsafe(16)}]
     if final == "delivered":
         events.append(base | {"event": "delivered", "sg_event_id": secrets.token_urlsafe(16), "response": "250 OK"})
     else:
-        events.append(base | {"event": "bounce", "sg_event_id": secrets.token_urlsafe(16), "type": "bounce",
-                              "status": "5.1.1", "reason": "550 5.1.1 The email account does not exist."})
+        events.append(
+            base
+            | {
+                "event": "bounce",
+                "sg_event_id": secrets.token_urlsafe(16),
+                "type": "bounce",
+                "status": "5.1.1",
+                "reason": "550 5.1.1 The email account does not exist.",
+            }
+        )
     body = json.dumps(events).encode()
     timestamp = str(now)
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sendgrid_sign(timestamp, body), TIMESTAMP_HEADER: timestamp}
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sendgrid_sign(timestamp, body),
+        TIMESTAMP_HEADER: timestamp,
+    }
     _post(f"{settings.PUBLIC_BASE_URL}/api/webhooks/providers/{message.label}/status", data=body, headers=headers)
 
 

@@ -46,7 +46,12 @@ def _schedule_callbacks(message: SandboxMessage) -> None:
 
 
 def twilio_error(status: int, code: int, message: str, **headers) -> JsonResponse:
-    body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
     response = JsonResponse(body, status=status)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
@@ -117,7 +122,14 @@ def _twilio_create(request: HttpRequest, label: str, account_sid: str) -> HttpRe
     return _accept(
         label,
         reference=reference,
-        fields={"format": "twilio", "to_address": to, "from_address": sender, "body": body, "media": media, "status_callback": callback},
+        fields={
+            "format": "twilio",
+            "to_address": to,
+            "from_address": sender,
+            "body": body,
+            "media": media,
+            "status_callback": callback,
+        },
         respond=lambda message: JsonResponse(_twilio_resource(message, account_sid), status=201),
         errors={
             Behaviour.REJECT: lambda: twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number."),
@@ -205,10 +217,18 @@ def sendgrid_mail_send(request: HttpRequest, label: str) -> HttpResponse:
     return _accept(
         label,
         reference=reference,
-        fields={"format": "sendgrid", "to_address": to, "from_address": sender, "subject": payload.get("subject", ""), "body": text},
+        fields={
+            "format": "sendgrid",
+            "to_address": to,
+            "from_address": sender,
+            "subject": payload.get("subject", ""),
+            "body": text,
+        },
         respond=accepted,
         errors={
-            Behaviour.REJECT: lambda: sendgrid_error(400, "The recipient address is rejected.", "personalizations.0.to.0.email"),
+            Behaviour.REJECT: lambda: sendgrid_error(
+                400, "The recipient address is rejected.", "personalizations.0.to.0.email"
+            ),
             Behaviour.ERROR: lambda: sendgrid_error(500, "Internal server error"),
             Behaviour.RATE_LIMIT: lambda: sendgrid_error(429, "too many requests", Retry_After="1"),
         },
@@ -222,7 +242,9 @@ def sendgrid_messages(request: HttpRequest, label: str) -> HttpResponse:
     if not _sendgrid_authorised(request, label):
         return sendgrid_error(401, "The provided authorization grant is invalid, expired, or revoked")
     match = re.search(r"unique_args\['message_id'\]=\"([^\"]*)\"", request.GET.get("query", ""))
-    messages = SandboxMessage.objects.filter(label=label, reference=match.group(1)) if match else SandboxMessage.objects.none()
+    messages = (
+        SandboxMessage.objects.filter(label=label, reference=match.group(1)) if match else SandboxMessage.objects.none()
+    )
     limit = min(int(request.GET.get("limit", 10) or 10), 1000)
     return JsonResponse(
         {
@@ -275,7 +297,11 @@ def inspect_messages(request: HttpRequest) -> JsonResponse:
     for param, field in (("to", "to_address"), ("label", "label"), ("reference", "reference")):
         if request.GET.get(param):
             messages = messages.filter(**{field: request.GET[param]})
-    rows = list(messages.values("sid", "label", "reference", "to_address", "from_address", "body", "status", "created_at")[:1000])
+    rows = list(
+        messages.values("sid", "label", "reference", "to_address", "from_address", "body", "status", "created_at")[
+            :1000
+        ]
+    )
     return JsonResponse({"count": messages.count(), "messages": rows})
 
 
@@ -287,6 +313,8 @@ def control(request: HttpRequest) -> JsonResponse:
         payload = json.loads(request.body)
         label, down = str(payload["label"]), bool(payload["down"])
     except (ValueError, KeyError, TypeError):
-        return JsonResponse({"error": {"code": "invalid_request", "message": 'send {"label": "...", "down": true|false}'}}, status=400)
+        return JsonResponse(
+            {"error": {"code": "invalid_request", "message": 'send {"label": "...", "down": true|false}'}}, status=400
+        )
     set_down(label, down)
     return JsonResponse({"label": label, "down": down})

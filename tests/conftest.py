@@ -1,0 +1,30 @@
+import pytest
+import responses
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from providers import registry
+from tests.sandbox_harness import InProcessSandbox
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate limits, breakers and sandbox counters start from nothing in every test."""
+    cache.clear()
+    registry.reset()
+    yield
+    registry.reset()
+
+
+@pytest.fixture
+def api(db) -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def sandbox(db, settings):
+    """The provider sandbox, in-process (see sandbox_harness.py)."""
+    settings.PROVIDER_TIMEOUT_SECONDS = 0.5
+    settings.MESSAGING_RETRY_BASE_SECONDS = 0.01
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield InProcessSandbox(mock)

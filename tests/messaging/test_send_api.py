@@ -1,0 +1,125 @@
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from conversations.models import Conversation
+from messaging.models import Message, MessageEvent
+
+SMS = {
+    "from": "+12016661234",
+    "to": "+18045551234",
+    "type": "sms",
+    "body": "Hello! This is a test SMS message.",
+    "attachments": None,
+    "timestamp": "2024-11-01T14:00:00Z",
+}
+MMS = SMS | {"type": "mms", "body": "with a picture", "attachments": ["https://example.com/image.jpg"]}
+EMAIL = {
+    "from": "user@usehatchapp.com",
+    "to": "contact@gmail.com",
+    "body": "Hello! This is a test email message with <b>HTML</b> formatting.",
+    "attachments": ["https://example.com/document.pdf"],
+    "timestamp": "2024-11-01T14:00:00Z",
+}
+
+
+def test_sms_send_answers_202_with_the_queued_message(api):
+    response = api.post("/api/messages/sms", SMS, format="json")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["type"] == "sms"
+    assert body["from"] == "+12016661234" and body["to"] == "+18045551234"
+    assert body["attachments"] == []
+    assert body["timestamp"] == "2024-11-01T14:00:00Z"
+    message = Message.objects.get(pk=body["id"])
+    assert message.conversation_id == body["conversation_id"]
+    assert message.direction == Message.Direction.OUTBOUND
+
+
+def test_send_writes_the_queued_event_in_the_same_transaction(api):
+    body = api.post("/api/messages/sms", SMS, format="json").json()
+
+    events = list(MessageEvent.objects.filter(message_id=body["id"]).values_list("kind", "status"))
+    assert events == [("status", "queued")]
+
+
+def test_mms_send_keeps_its_attachments(api):
+    body = api.post("/api/messages/sms", MMS, format="json").json()
+
+    assert body["type"] == "mms"
+    assert body["attachments"] == ["https://example.com/image.jpg"]
+
+
+def test_email_send_lowercases_addresses_and_keeps_html(api):
+    response = api.post("/api/messages/email", EMAIL | {"to": "Contact@Gmail.COM"}, format="json")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["to"] == "contact@gmail.com"
+    assert body["type"] == "email"
+    assert "<b>HTML</b>" in body["body"]
+
+
+def test_send_normalises_formatted_phone_numbers(api):
+    body = api.post("/api/messages/sms", SMS | {"to": "+1 (804) 555-1234"}, format="json").json()
+
+    assert body["to"] == "+18045551234"
+
+
+def test_send_publishes_the_dispatch_task_only_after_commit(api, django_capture_on_commit_callbacks, monkeypatch):
+    published = []
+    monkeypatch.setattr(
+        "messaging.services.events.celery_app.send_task",
+        lambda name, args, queue, countdown=None: published.append((name, args, queue)),
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        body = api.post("/api/messages/sms", MMS, format="json").json()
+        assert published == []  # nothing leaves before the transaction commits
+    for callback in callbacks:
+        callback()
+
+    assert published == [("messaging.tasks.message_dispatch", [body["id"]], "mms")]
+
+
+def test_broker_down_at_commit_still_answers_202_and_keeps_the_message(
+    api, django_capture_on_commit_callbacks, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr("messaging.services.events.celery_app.send_task", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/messages/sms", SMS, format="json")
+
+    assert response.status_code == 202
+    assert Message.objects.get(pk=response.json()["id"]).status == "queued"
+
+
+def test_send_issues_a_bounded_number_of_queries(api):
+    api.post("/api/messages/sms", SMS, format="json")  # the conversation exists from here on
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/messages/sms", SMS, format="json")
+
+    assert response.status_code == 202
+    # account, sender ownership, conversation bump, message, event (+ transaction control)
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) <= 6, statements
+
+
+@pytest.mark.parametrize("path", ["/api/messages/sms", "/api/messages/email"])
+def test_send_endpoints_refuse_get(api, path):
+    response = api.get(path)
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_first_message_creates_the_conversation_and_its_contact(api):
+    body = api.post("/api/messages/sms", SMS, format="json").json()
+
+    conversation = Conversation.objects.get(pk=body["conversation_id"])
+    assert conversation.message_count == 1
+    assert conversation.contact is not None
+    assert list(conversation.contact.addresses.values_list("address", flat=True)) == ["+18045551234"]

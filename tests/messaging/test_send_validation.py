@@ -1,0 +1,134 @@
+"""Every client mistake is a 4xx in the one error envelope, and stores nothing."""
+
+import pytest
+
+from conversations.models import Conversation
+from messaging.models import Message
+from tests.messaging.test_send_api import EMAIL, SMS
+
+
+def _error(response, status):
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert error["code"] and error["message"]
+    return error
+
+
+def _nothing_stored():
+    assert Message.objects.count() == 0
+    assert Conversation.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"to": "8045551234"}, "to"),
+        ({"to": "+1804555"}, "to"),
+        ({"to": "not a number"}, "to"),
+        ({"from": "user@example.com"}, "from"),
+        ({"to": 18045551234}, "to"),
+        ({"type": "fax"}, "type"),
+        ({"type": "mms", "attachments": []}, "attachments"),
+        ({"type": "sms", "attachments": ["https://example.com/a.jpg"]}, "attachments"),
+        ({"type": "mms", "attachments": ["ftp://example.com/a.jpg"]}, "attachments.0"),
+        ({"type": "mms", "attachments": ["javascript:alert(1)"]}, "attachments.0"),
+        ({"type": "mms", "attachments": "https://example.com/a.jpg"}, "attachments"),
+        ({"type": "mms", "attachments": [f"https://example.com/{i}.jpg" for i in range(11)]}, "attachments"),
+        ({"body": "x" * 1601}, "body"),
+        ({"body": ""}, "body"),
+        ({"body": "   "}, "body"),
+        ({"timestamp": "yesterday"}, "timestamp"),
+        ({"timestamp": "2024-13-01T00:00:00Z"}, "timestamp"),
+        ({"to": "+12016661234"}, "to"),
+    ],
+)
+def test_bad_sms_fields_are_named_in_a_400(api, change, field):
+    error = _error(api.post("/api/messages/sms", SMS | change, format="json"), 400)
+
+    assert error["code"] == "invalid_request"
+    assert field in error["fields"], error
+    _nothing_stored()
+
+
+@pytest.mark.parametrize("missing", ["from", "to"])
+def test_missing_address_is_a_400(api, missing):
+    payload = {k: v for k, v in SMS.items() if k != missing}
+
+    error = _error(api.post("/api/messages/sms", payload, format="json"), 400)
+
+    assert error["fields"][missing] == ["This field is required."]
+    _nothing_stored()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"to": "not-an-email"}, "to"),
+        ({"from": "+12016661234"}, "from"),
+        ({"body": ""}, "body"),
+        ({"subject": "two\r\nlines"}, "subject"),
+        ({"to": "user@usehatchapp.com"}, "to"),
+    ],
+)
+def test_bad_email_fields_are_named_in_a_400(api, change, field):
+    error = _error(api.post("/api/messages/email", EMAIL | change, format="json"), 400)
+
+    assert field in error["fields"]
+    _nothing_stored()
+
+
+@pytest.mark.parametrize("text", ["nul \x00 inside", "lone surrogate \ud800"])
+def test_text_that_cannot_be_stored_is_a_400_not_a_500(api, text):
+    raw = '{"from": "+12016661234", "to": "+18045551234", "body": "%s"}' % text.encode(
+        "unicode_escape"
+    ).decode().replace("\\x00", "\\u0000")
+
+    error = _error(api.post("/api/messages/sms", raw, content_type="application/json"), 400)
+
+    assert "body" in error.get("fields", {}) or "body" in error["message"]
+    _nothing_stored()
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[1, 2", '{"body": NaN}', '{"a": 1} trailing'])
+def test_malformed_json_is_a_400(api, raw):
+    error = _error(api.post("/api/messages/sms", raw, content_type="application/json"), 400)
+
+    assert error["code"] == "malformed_request"
+    _nothing_stored()
+
+
+@pytest.mark.parametrize("raw", ["", "[]", '"text"', "42", "null"])
+def test_json_that_is_not_an_object_is_a_400(api, raw):
+    _error(api.post("/api/messages/sms", raw, content_type="application/json"), 400)
+    _nothing_stored()
+
+
+def test_deeply_nested_json_is_a_400(api):
+    raw = '{"attachments": ' + "[" * 5000 + "]" * 5000 + "}"
+
+    error = _error(api.post("/api/messages/sms", raw, content_type="application/json"), 400)
+
+    assert "nested" in error["message"]
+
+
+def test_wrong_content_type_is_a_415(api):
+    error = _error(api.post("/api/messages/sms", "from=+12016661234", content_type="text/plain"), 415)
+
+    assert error["code"] == "unsupported_media_type"
+    _nothing_stored()
+
+
+def test_oversized_body_is_a_413(api, settings):
+    settings.MAX_REQUEST_BYTES = 1000
+    raw = '{"body": "' + "x" * 2000 + '"}'
+
+    error = _error(api.post("/api/messages/sms", raw, content_type="application/json"), 413)
+
+    assert error["code"] == "payload_too_large"
+    _nothing_stored()
+
+
+def test_naive_timestamp_is_taken_as_utc(api):
+    body = api.post("/api/messages/sms", SMS | {"timestamp": "2024-11-01T14:00:00"}, format="json").json()
+
+    assert body["timestamp"] == "2024-11-01T14:00:00Z"
