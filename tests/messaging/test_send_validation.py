@@ -1,5 +1,7 @@
 """Every client mistake is a 4xx in the one error envelope, and stores nothing."""
 
+import json
+
 import pytest
 
 from conversations.models import Conversation
@@ -79,9 +81,7 @@ def test_bad_email_fields_are_named_in_a_400(api, change, field):
 
 @pytest.mark.parametrize("text", ["nul \x00 inside", "lone surrogate \ud800"])
 def test_text_that_cannot_be_stored_is_a_400_not_a_500(api, text):
-    raw = '{"from": "+12016661234", "to": "+18045551234", "body": "%s"}' % text.encode(
-        "unicode_escape"
-    ).decode().replace("\\x00", "\\u0000")
+    raw = json.dumps({"from": "+12016661234", "to": "+18045551234", "body": text})  # \u0000, \ud800 escapes
 
     error = _error(api.post("/api/messages/sms", raw, content_type="application/json"), 400)
 
