@@ -7,9 +7,10 @@ from rest_framework.views import APIView
 from config.errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES, ApiError
 from config.pagination import CursorPage
 from conversations.selectors import conversation_get
+from messaging.models import Message
 from messaging.selectors import message_get, message_list_for_conversation
 from messaging.serializers import EmailSendSerializer, MessageDetailSerializer, MessageSerializer, SmsSendSerializer
-from messaging.services import SenderNotOwned, message_send
+from messaging.services import SenderNotOwned, message_replay, message_send
 
 
 def _send(request, serializer_class) -> Response:
@@ -54,6 +55,22 @@ class MessageDetailApi(APIView):
         if message is None:
             raise NotFound("No such message.")
         return Response(MessageDetailSerializer(message).data)
+
+
+class MessageRetryApi(APIView):
+    @extend_schema(
+        summary="Replay a failed message (a dead letter) with a fresh attempt budget",
+        request=None,
+        responses={202: MessageSerializer, 409: ERROR_RESPONSES[400], **ERROR_RESPONSES},
+    )
+    def post(self, request, message_id: int):
+        message = message_get(account=request.user, message_id=message_id)
+        if message is None:
+            raise NotFound("No such message.")
+        if message.status != Message.Status.FAILED or not message_replay(message=message, actor="api"):
+            raise ApiError(409, "not_failed", f"Only failed messages can be retried; this one is {message.status}.")
+        message.refresh_from_db()
+        return Response(MessageSerializer(message).data, status=202)
 
 
 class ConversationMessageListApi(GenericAPIView):

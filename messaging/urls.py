@@ -6,6 +6,7 @@ urlpatterns = [
     path("messages/sms", apis.SmsSendApi.as_view(), name="message-send-sms"),
     path("messages/email", apis.EmailSendApi.as_view(), name="message-send-email"),
     path("messages/<id:message_id>", apis.MessageDetailApi.as_view(), name="message-detail"),
+    path("messages/<id:message_id>/retry", apis.MessageRetryApi.as_view(), name="message-retry"),
     path(
         "conversations/<id:conversation_id>/messages",
         apis.ConversationMessageListApi.as_view(),

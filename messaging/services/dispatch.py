@@ -50,8 +50,8 @@ def message_dispatch(*, message_id: int) -> str:
         if found:
             return _record(claim, SendResult(Outcome.SUCCESS, provider_message_id=found), reconciled=True)
         claim.reconcile_pending = False
-        if not CircuitBreaker(claim.provider.name).allow():
-            return _record(claim, SendResult(Outcome.TRANSIENT, error=f"{claim.provider.name} circuit open"))
+        if not _switch_provider(claim):
+            return _record(claim, SendResult(Outcome.TRANSIENT, error="no provider available (circuits open)"))
     result = claim.provider.send(_outbound(claim.message))
     _update_breaker(claim.provider, result)
     return _record(claim, result)
@@ -93,10 +93,25 @@ def _choose_provider(message: Message) -> Provider | None:
     provider that may have it; otherwise the first instance whose breaker lets us in."""
     if message.needs_reconcile and message.provider:
         return provider_get(message.provider)
-    for provider in providers_for(message.type):
+    return _first_available(message.type)
+
+
+def _first_available(message_type: str) -> Provider | None:
+    for provider in providers_for(message_type):
         if CircuitBreaker(provider.name).allow():
             return provider
     return None
+
+
+def _switch_provider(claim: Claim) -> bool:
+    """After reconciling found nothing, the message may go to any healthy instance."""
+    provider = _first_available(claim.message.type)
+    if provider is None:
+        return False
+    if provider.name != claim.provider.name:
+        Message.objects.filter(pk=claim.message.pk, attempts=claim.attempt).update(provider=provider.name)
+        claim.provider = provider
+    return True
 
 
 def _postpone(message: Message, now: datetime) -> None:
