@@ -46,7 +46,9 @@ def message_dispatch(*, message_id: int) -> str:
             found = _reconcile(claim)
         except LookupError as exc:
             # We cannot tell whether the earlier try went out: do not resend, ask again later.
+            CircuitBreaker(claim.provider.name).record_failure()
             return _record(claim, SendResult(Outcome.TRANSIENT, error=str(exc)), reconcile_pending=True)
+        CircuitBreaker(claim.provider.name).record_success()
         if found:
             return _record(claim, SendResult(Outcome.SUCCESS, provider_message_id=found), reconciled=True)
         claim.reconcile_pending = False
@@ -89,10 +91,18 @@ def _claim(message_id: int) -> Claim | None:
 
 
 def _choose_provider(message: Message) -> Provider | None:
-    """The provider to use now. A message whose last try is unresolved goes back to the
-    provider that may have it; otherwise the first instance whose breaker lets us in."""
+    """The provider to use now: the first instance whose breaker lets us in. A message
+    whose last try is unresolved must first ask the provider that may have it, so it
+    waits for that provider's breaker rather than failing over (and maybe sending twice)."""
     if message.needs_reconcile and message.provider:
-        return provider_get(message.provider)
+        provider = provider_get(message.provider)
+        if provider is not None:
+            return provider if CircuitBreaker(provider.name).allow() else None
+        logger.warning(
+            "message %s: provider %s is no longer configured; cannot reconcile", message.pk, message.provider
+        )
+        Message.objects.filter(pk=message.pk).update(needs_reconcile=False)
+        message.needs_reconcile = False
     return _first_available(message.type)
 
 
@@ -115,7 +125,7 @@ def _switch_provider(claim: Claim) -> bool:
 
 
 def _postpone(message: Message, now: datetime) -> None:
-    """Every provider's breaker is open: wait for a cool-down without spending a try."""
+    """No usable provider (breakers open): wait for a cool-down without spending a try."""
     due = now + timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS)
     updated = Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
         next_attempt_at=due, enqueued_at=None, last_error="no provider available (circuits open)", updated_at=now
