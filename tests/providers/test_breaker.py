@@ -82,7 +82,7 @@ def test_dispatch_fails_over_while_the_primary_is_open_and_returns_after(api, sa
     first = sandbox.drain(first.pk)
 
     assert first.status == "delivered"
-    assert sandbox.client.get("/sandbox/messages?reference=%d" % first.pk).json()["count"] == 1
+    assert sandbox.client.get(f"/sandbox/messages?reference={first.pk}").json()["count"] == 1
     assert fast_breaker.state() is BreakerState.CLOSED
     after = api.post("/api/messages/sms", SMS | {"body": "after"}, format="json").json()["id"]
     assert sandbox.drain(after).provider == "twilio"
