@@ -184,8 +184,10 @@ MESSAGING_REQUEUE_AFTER_SECONDS = env.float("MESSAGING_REQUEUE_AFTER_SECONDS", d
 MESSAGING_SWEEP_INTERVAL_SECONDS = env.float("MESSAGING_SWEEP_INTERVAL_SECONDS", default=5.0)
 # How long a worker owns a message it claimed; past it the sweep reconciles and retries.
 MESSAGING_LEASE_SECONDS = env.float("MESSAGING_LEASE_SECONDS", default=max(120.0, 4 * PROVIDER_TIMEOUT_SECONDS))
-CELERY_TASK_TIME_LIMIT = int(MESSAGING_LEASE_SECONDS * 0.75)
-CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
+# A task is killed before its lease runs out, so the sweep never hands a message to a
+# second worker while the first is still talking to the provider.
+CELERY_TASK_TIME_LIMIT = max(int(MESSAGING_LEASE_SECONDS * 0.75), 2)
+CELERY_TASK_SOFT_TIME_LIMIT = max(int(CELERY_TASK_TIME_LIMIT * 0.8), 1)
 CELERY_BEAT_SCHEDULE = {
     "messages-sweep": {
         "task": "messaging.tasks.messages_sweep",

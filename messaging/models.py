@@ -106,6 +106,9 @@ STATUS_RANK = {
 }
 
 
+FINAL_STATUSES = frozenset({Message.Status.DELIVERED, Message.Status.UNDELIVERED, Message.Status.FAILED})
+
+
 def statuses_below(status: str) -> list[str]:
     return [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
 

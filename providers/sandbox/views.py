@@ -36,10 +36,12 @@ def _answer_slowly() -> None:
         time.sleep(settings.SANDBOX_LATENCY_MS / 1000)
 
 
-def _schedule_callbacks(message: SandboxMessage) -> None:
+def _schedule_callbacks(message: SandboxMessage, *, delay: float = 0) -> None:
     from providers.tasks import sandbox_send_callbacks
 
-    transaction.on_commit(lambda: sandbox_send_callbacks.apply_async(args=[message.pk], queue="sandbox"))
+    transaction.on_commit(
+        lambda: sandbox_send_callbacks.apply_async(args=[message.pk], queue="sandbox", countdown=delay or None)
+    )
 
 
 # --- Twilio ---------------------------------------------------------------------------
@@ -279,9 +281,13 @@ def _accept(label: str, *, reference: str, fields: dict, respond, errors: dict) 
         return errors[behaviour]()
     sid = ("SM" + secrets.token_hex(16)) if fields["format"] == "twilio" else secrets.token_urlsafe(16)
     message = SandboxMessage.objects.create(label=label, sid=sid, reference=reference, **fields)
-    _schedule_callbacks(message)
     if behaviour is Behaviour.TIMEOUT and tries == 1:
-        time.sleep(settings.PROVIDER_TIMEOUT_SECONDS + 1)  # stored, but the client gave up
+        # Stored, but answered after the client gave up; the receipts follow later, so
+        # the client has to find the message by looking it up.
+        _schedule_callbacks(message, delay=settings.PROVIDER_TIMEOUT_SECONDS * 2 + 2)
+        time.sleep(settings.PROVIDER_TIMEOUT_SECONDS + 1)
+    else:
+        _schedule_callbacks(message)
     _answer_slowly()
     return respond(message)
 

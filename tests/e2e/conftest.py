@@ -1,0 +1,179 @@
+"""Real processes: a Celery worker started as a subprocess against the real broker and
+the test database, and the live server serving both our API and the provider sandbox
+over HTTP. Nothing here is mocked: messages go API -> broker -> worker -> HTTP ->
+sandbox -> signed callback -> webhook."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+
+from config.celery import app as celery_app
+from messaging.models import FINAL_STATUSES, Message
+from messaging.services import messages_sweep
+
+BASE_DIR = Path(settings.BASE_DIR)
+QUEUES = "sms,mms,email,maintenance,sandbox"
+WORKER_SETTINGS = {
+    "PROVIDER_TIMEOUT_SECONDS": "2",
+    "MESSAGING_RETRY_BASE_SECONDS": "0.1",
+    "MESSAGING_RETRY_MAX_SECONDS": "0.5",
+    "MESSAGING_LEASE_SECONDS": "8",
+    "MESSAGING_REQUEUE_AFTER_SECONDS": "3",
+    "BROKER_VISIBILITY_TIMEOUT": "30",
+}
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def purge_queues() -> None:
+    """Tasks left by earlier tests would point at rows that no longer exist."""
+    if celery_app.conf.broker_url.startswith("filesystem"):
+        folder = Path(celery_app.conf.broker_transport_options["data_folder_in"])
+        for task in folder.glob("*.msg"):
+            task.unlink(missing_ok=True)
+        return
+    for queue in QUEUES.split(","):
+        with celery_app.connection_for_write() as conn:
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # noqa: S110 - a queue that was never declared has nothing to purge
+                pass
+
+
+class Worker:
+    def __init__(self, public_url: str, concurrency: int = 2, **env):
+        self.log = Path(settings.VAR_DIR) / f"worker-{uuid.uuid4().hex[:8]}.log"
+        self.env = (
+            os.environ
+            | WORKER_SETTINGS
+            | {
+                "DATABASE_URL": database_url(),
+                "VAR_DIR": str(settings.VAR_DIR),
+                "PUBLIC_BASE_URL": public_url,
+                "CELERY_SKIP_CHECKS": "1",
+            }
+            | env
+        )
+        self.concurrency = concurrency
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Worker":
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            QUEUES,
+            "-c",
+            str(self.concurrency),
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            "-n",
+            f"e2e-{uuid.uuid4().hex[:6]}@%h",
+            "-l",
+            "INFO",
+        ]
+        with self.log.open("ab") as log:
+            # Its own process group, so a kill reaches the pool's children too.
+            self.process = subprocess.Popen(
+                command, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + 60
+        while b" ready." not in self.log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def kill(self) -> None:
+        """As if the machine died: SIGKILL to the worker and every pool process."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def e2e(live_server, transactional_db, settings):
+    """Settings the live server (the API and the sandbox) shares with the worker."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    for name, value in WORKER_SETTINGS.items():
+        setattr(settings, name, float(value))
+    settings.PROVIDERS = {
+        name: config | {"base_url": f"{live_server.url}/sandbox/{name}"} for name, config in settings.PROVIDERS.items()
+    }
+    purge_queues()
+    return live_server
+
+
+@pytest.fixture
+def worker(e2e):
+    worker = Worker(e2e.url).start()
+    yield worker
+    worker.stop()
+
+
+def post(live_server, path: str, payload: dict) -> dict:
+    response = requests.post(f"{live_server.url}{path}", json=payload, timeout=10)
+    assert response.status_code in (200, 201, 202), response.text
+    return response.json()
+
+
+def wait_final(ids: list[int], timeout: float = 60, sweep: bool = False) -> dict[int, Message]:
+    """Wait until every message reaches a final status (running the sweep, as beat would,
+    when asked). Fails with the stragglers' states on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = {m.pk: m for m in Message.objects.filter(pk__in=ids)}
+        waiting = [m for m in messages.values() if m.status not in FINAL_STATUSES]
+        if not waiting:
+            return messages
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(waiting)} not final: {[(m.pk, m.status, m.attempts) for m in waiting[:10]]}")
+        if sweep:
+            messages_sweep()
+        time.sleep(0.5)
+
+
+@contextmanager
+def broker_unreachable():
+    """Point this process's Celery at a broker that refuses connections, for real."""
+    conf = celery_app.conf
+    saved = conf.broker_url, dict(conf.broker_transport_options or {})
+    if conf.broker_url.startswith("filesystem"):
+        conf.broker_transport_options = saved[1] | {"data_folder_out": "/nonexistent/broker"}
+    else:
+        scheme = conf.broker_url.split("://")[0]
+        conf.broker_url = f"{scheme}://127.0.0.1:9/"
+    celery_app._pool, celery_app.amqp._producer_pool = None, None
+    try:
+        yield
+    finally:
+        conf.broker_url, conf.broker_transport_options = saved
+        celery_app._pool, celery_app.amqp._producer_pool = None, None
