@@ -47,6 +47,7 @@ class MessageAdmin(admin.ModelAdmin):
         "to_address",
         "status",
         "provider",
+        "provider_message_id",
         "attempts",
     ]
     list_filter = ["status", "type", "direction", "provider", "failure_reason"]
