@@ -149,7 +149,14 @@ else:
     # when its worker is really gone.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("BROKER_VISIBILITY_TIMEOUT", default=300)}
     if CELERY_BROKER_URL.startswith("redis"):
-        CELERY_BROKER_TRANSPORT_OPTIONS |= {"socket_connect_timeout": 2, "socket_timeout": 5}
+        # Tasks a dead worker had taken come back within visibility timeout + interval
+        # (kombu's default scans only every 10th interval).
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+            "unacked_restore_interval": env.int("BROKER_RESTORE_INTERVAL", default=10),
+            "unacked_restore_throttle": 1,
+        }
 
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_TASK_ACKS_LATE = True

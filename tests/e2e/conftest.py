@@ -29,7 +29,8 @@ WORKER_SETTINGS = {
     "MESSAGING_RETRY_MAX_SECONDS": "0.5",
     "MESSAGING_LEASE_SECONDS": "8",
     "MESSAGING_REQUEUE_AFTER_SECONDS": "3",
-    "BROKER_VISIBILITY_TIMEOUT": "30",
+    "BROKER_VISIBILITY_TIMEOUT": "15",
+    "BROKER_RESTORE_INTERVAL": "2",
 }
 
 
@@ -161,17 +162,22 @@ def wait_final(ids: list[int], timeout: float = 60, sweep: bool = False) -> dict
 
 @contextmanager
 def broker_unreachable():
-    """Point this process's Celery at a broker that refuses connections, for real."""
+    """Point this process's Celery at a broker that refuses connections, for real.
+    (Celery reads CELERY_BROKER_WRITE_URL from the environment before its settings.)"""
     conf = celery_app.conf
-    saved = conf.broker_url, dict(conf.broker_transport_options or {})
+    saved_options = dict(conf.broker_transport_options or {})
+    saved_env = os.environ.get("CELERY_BROKER_WRITE_URL")
     if conf.broker_url.startswith("filesystem"):
-        conf.broker_transport_options = saved[1] | {"data_folder_out": "/nonexistent/broker"}
+        conf.broker_transport_options = saved_options | {"data_folder_out": "/nonexistent/broker"}
     else:
-        scheme = conf.broker_url.split("://")[0]
-        conf.broker_url = f"{scheme}://127.0.0.1:9/"
+        os.environ["CELERY_BROKER_WRITE_URL"] = conf.broker_url.split("://")[0] + "://127.0.0.1:9//"
     celery_app._pool, celery_app.amqp._producer_pool = None, None
     try:
         yield
     finally:
-        conf.broker_url, conf.broker_transport_options = saved
+        conf.broker_transport_options = saved_options
+        if saved_env is None:
+            os.environ.pop("CELERY_BROKER_WRITE_URL", None)
+        else:
+            os.environ["CELERY_BROKER_WRITE_URL"] = saved_env
         celery_app._pool, celery_app.amqp._producer_pool = None, None

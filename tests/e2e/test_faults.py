@@ -1,0 +1,105 @@
+"""Faults with real processes: a worker killed mid-batch, the broker unreachable while
+the API takes sends, the database dropping the worker's connections. Each time every
+message is delivered, and reaches the provider exactly once."""
+
+import time
+from collections import Counter
+
+import pytest
+import requests
+from django.db import connection
+
+from conversations.selectors import account_development
+from messaging.models import Message
+from messaging.services import NewMessage, message_send, messages_sweep
+from providers.models import SandboxMessage
+from tests.e2e.conftest import Worker, broker_unreachable, post, wait_final
+from tests.messaging.test_send_api import SMS
+
+pytestmark = pytest.mark.e2e
+
+
+def _send_batch(count: int, tag: str) -> list[int]:
+    account = account_development()
+    return [
+        message_send(
+            account=account,
+            new=NewMessage(
+                type="sms", from_address="+12016661234", to_address=f"+1804555{i % 10000:04d}", body=f"{tag} {i}"
+            ),
+        ).pk
+        for i in range(count)
+    ]
+
+
+def _assert_each_reached_the_provider_once(ids: list[int]) -> None:
+    sends = Counter(
+        SandboxMessage.objects.filter(reference__in=[str(i) for i in ids]).values_list("reference", flat=True)
+    )
+    assert len(sends) == len(ids), f"{len(ids) - len(sends)} never reached the provider"
+    assert {ref: n for ref, n in sends.items() if n > 1} == {}, "sent twice"
+
+
+def test_killed_worker_loses_nothing_and_sends_nothing_twice(e2e):
+    ids = _send_batch(300, "batch")
+    worker = Worker(e2e.url, concurrency=4).start()
+    try:
+        deadline = time.monotonic() + 60
+        while Message.objects.filter(pk__in=ids, status__in=["sent", "delivered"]).count() < 60:
+            assert time.monotonic() < deadline, "the worker made no progress"
+            time.sleep(0.05)
+        worker.kill()  # SIGKILL, mid-batch: tasks in flight, claims held, receipts pending
+        in_flight = Message.objects.filter(pk__in=ids, status__in=["queued", "sending"]).count()
+        assert in_flight > 0, "the batch finished before the kill; nothing was tested"
+
+        worker = Worker(e2e.url, concurrency=4).start()
+        messages = wait_final(ids, timeout=120, sweep=True)  # the test runs the sweep, as beat would
+    finally:
+        worker.stop()
+
+    assert Counter(m.status for m in messages.values()) == {"delivered": 300}
+    _assert_each_reached_the_provider_once(ids)
+
+
+def test_sends_accepted_while_the_broker_is_unreachable_are_all_delivered_once(worker, e2e):
+    with broker_unreachable():
+        responses = [
+            requests.post(f"{e2e.url}/api/messages/sms", json=SMS | {"body": f"outage {i}"}, timeout=30)
+            for i in range(20)
+        ]
+        assert [r.status_code for r in responses] == [202] * 20
+        ids = [r.json()["id"] for r in responses]
+        time.sleep(1)
+        assert Message.objects.filter(pk__in=ids, status="queued").count() == 20  # nothing could be published
+
+    messages = wait_final(ids, timeout=60, sweep=True)  # the broker is back: the sweep publishes them
+
+    assert {m.status for m in messages.values()} == {"delivered"}
+    _assert_each_reached_the_provider_once(ids)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL): SQLite has no server connection to drop"
+)
+def test_worker_recovers_when_the_database_drops_its_connections(worker, e2e):
+    first = post(e2e, "/api/messages/sms", SMS)["id"]
+    wait_final([first], timeout=30)  # the worker now holds persistent connections
+
+    def drop_every_other_connection():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+
+    assert drop_every_other_connection() > 0
+    ids = _send_batch(30, "after-drop")
+    time.sleep(0.5)
+    drop_every_other_connection()  # again, while that batch is in flight
+    messages_sweep()
+
+    messages = wait_final(ids, timeout=90, sweep=True)
+
+    assert {m.status for m in messages.values()} == {"delivered"}
+    _assert_each_reached_the_provider_once(ids)
