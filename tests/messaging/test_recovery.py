@@ -175,3 +175,22 @@ def test_replayed_ambiguous_message_is_reconciled_before_resending(api, sandbox,
     assert message.status == "delivered"
     assert sandbox.sent_to("+15005550004") == 1
     assert message.delivery_attempts.last().outcome == "reconciled"
+
+
+def test_replay_failed_filters_by_error_text_and_time(api, sandbox, published):
+    permanent, exhausted = _dead_letters(api, sandbox)
+    future = "2999-01-01T00:00:00Z"
+
+    call_command("replay_failed", "--since", future, stdout=StringIO())
+    assert Message.objects.filter(status="failed").count() == 2
+    call_command("replay_failed", "--until", future, "--error", "valid phone", stdout=StringIO())
+
+    assert Message.objects.get(pk=permanent).status == "queued"
+    assert Message.objects.get(pk=exhausted).status == "failed"
+
+
+def test_replay_failed_refuses_a_bad_time(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("replay_failed", "--since", "last tuesday", stdout=StringIO())
