@@ -1,5 +1,10 @@
-from django.contrib import admin, messages
+import contextlib
 
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from conversations.addresses import normalize_phone
 from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
 from conversations.services import api_key_create, api_key_revoke
 
@@ -74,15 +79,70 @@ class ContactAdmin(admin.ModelAdmin):
             obj.delete()
 
 
+def address_search_terms(term: str) -> list[str]:
+    """The stored spellings a staff member may mean by `term`: `+1 (201) 555-0100` and
+    `12015550100` find `+12015550100`, as the API would have normalised them."""
+    term = term.strip()
+    candidates = [term] if term.startswith("+") else []
+    digits = "".join(c for c in term if c.isdigit())
+    if not term.startswith("+") and len(digits) >= 8 and not set(term) - set("0123456789 ()-."):
+        candidates.append("+" + digits)
+    found = []
+    for candidate in candidates:
+        with contextlib.suppress(ValidationError):
+            found.append(normalize_phone(candidate))
+    if "@" in term and " " not in term:
+        found.append(term.lower())
+    return found
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["id", "__str__", "channel", "account", "message_count", "last_message_at"]
-    list_select_related = ["account"]
-    list_filter = ["channel", "account"]
-    search_fields = ["=id", "participant_a", "participant_b"]
+    """Read-only: the last-message fields and the count are kept by the services, and a
+    save from a stale page would write old values back."""
+
+    list_display = [
+        "id",
+        "__str__",
+        "channel",
+        "account",
+        "contact",
+        "message_count",
+        "last_message_at",
+        "last_message",
+    ]
+    list_display_links = ["id", "__str__"]
+    list_select_related = ["account", "contact"]
+    list_filter = ["channel", "account", "last_message_direction", "last_message_type"]
+    search_fields = ["participant_a", "participant_b", "contact__name"]
+    search_help_text = "Conversation number (#12), a participant's phone number or email, or a contact's name."
     date_hierarchy = "last_message_at"
     readonly_fields = [f.name for f in Conversation._meta.fields]
     ordering = ["-last_message_at", "-id"]
+    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="last message")
+    def last_message(self, obj: Conversation) -> str:
+        arrow = {"inbound": "←", "outbound": "→"}.get(obj.last_message_direction, "")
+        return f"{arrow} {obj.last_message_preview}".strip()
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        number = term.removeprefix("#")
+        if term.startswith("#"):
+            return queryset.filter(pk=int(number)) if number.isdigit() and len(number) <= 18 else queryset.none(), False
+        results, may_have_duplicates = super().get_search_results(request, queryset, term)
+        extra = Q()
+        if number.isdigit() and len(number) <= 18:
+            extra |= Q(pk=int(number))
+        for address in address_search_terms(term):
+            extra |= Q(participant_a=address) | Q(participant_b=address)
+        if extra:
+            results = results | queryset.filter(extra)
+        return results, may_have_duplicates

@@ -1,9 +1,91 @@
-from django.contrib import admin
+"""What staff see of messages: find one by number or provider id, read what happened to
+it, read a conversation as its thread, and replay dead letters.
 
-from conversations.admin import ConversationAdmin
+Every page here is read-only: the rows are written by the services, and a save from a
+stale page would write old values over a worker's newer ones.
+"""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from conversations.admin import ConversationAdmin, address_search_terms
 from conversations.models import Conversation
-from messaging.models import DeliveryAttempt, Message, MessageEvent
+from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEvent
 from messaging.services import message_replay
+
+THREAD_LIMIT = 200  # messages shown on a conversation page; the rest are in the message list
+
+
+def attachment_href(url: str) -> str | None:
+    """The URL if it is safe to link to (http or https), else None: an attachment URL is
+    input from a client or a provider, and a `javascript:` link would run in the admin."""
+    return url if isinstance(url, str) and urlsplit(url).scheme in {"http", "https"} else None
+
+
+def attachment_links(urls) -> str:
+    if not urls:
+        return "-"
+    return format_html_join(
+        mark_safe("<br>"),
+        "{}",
+        (
+            (
+                format_html('<a href="{}" rel="noopener noreferrer" target="_blank">{}</a>', href, url)
+                if (href := attachment_href(url))
+                else str(url),
+            )
+            for url in urls
+        ),
+    )
+
+
+def message_number(term: str) -> int | None:
+    number = term.strip().removeprefix("#")
+    return int(number) if number.isdigit() and len(number) <= 18 else None
+
+
+class DeadLetterFilter(admin.SimpleListFilter):
+    """Failed messages, the ones an operator replays, one click away."""
+
+    title = "dead letters"
+    parameter_name = "dead_letter"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("all", "All dead letters"),
+            (FailureReason.PERMANENT, "Refused by the provider"),
+            (FailureReason.EXHAUSTED, "Retries exhausted"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "all":
+            return queryset.filter(status=Message.Status.FAILED)
+        if self.value() in FailureReason.values:
+            return queryset.filter(status=Message.Status.FAILED, failure_reason=self.value())
+        return queryset
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    """The configured providers, without a DISTINCT over every message."""
+
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in settings.PROVIDERS]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(provider=self.value()) if self.value() else queryset
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -19,21 +101,20 @@ class ReadOnlyInline(admin.TabularInline):
 
 class MessageEventInline(ReadOnlyInline):
     model = MessageEvent
+    verbose_name_plural = "timeline"
     fields = ["created_at", "kind", "status", "detail"]
-    ordering = ["id"]
+    ordering = ["created_at", "id"]
 
 
 class DeliveryAttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
-    fields = ["created_at", "provider", "outcome", "http_status", "latency_ms", "provider_message_id", "error"]
-    ordering = ["id"]
-
-
-class ConversationMessageInline(ReadOnlyInline):
-    model = Message
-    fields = ["created_at", "direction", "type", "from_address", "to_address", "body", "status"]
+    fields = ["created_at", "provider", "outcome", "http_status", "latency", "provider_message_id", "error"]
+    readonly_fields = ["latency"]
     ordering = ["created_at", "id"]
-    show_change_link = True
+
+    @admin.display(description="latency")
+    def latency(self, obj: DeliveryAttempt) -> str:
+        return f"{obj.latency_ms} ms"
 
 
 @admin.register(Message)
@@ -41,6 +122,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "created_at",
+        "account",
         "direction",
         "type",
         "from_address",
@@ -49,25 +131,148 @@ class MessageAdmin(admin.ModelAdmin):
         "provider",
         "provider_message_id",
         "attempts",
+        "thread",
     ]
-    list_filter = ["status", "type", "direction", "provider", "failure_reason"]
-    search_fields = ["=id", "from_address", "to_address", "provider_message_id"]
+    list_display_links = ["id", "created_at"]
+    list_select_related = ["account"]
+    list_filter = [
+        DeadLetterFilter,
+        "status",
+        "type",
+        "direction",
+        ProviderFilter,
+        "needs_reconcile",
+        "account",
+    ]
+    search_fields = ["from_address", "to_address", "provider_message_id"]
+    search_help_text = (
+        "Message number (#42 finds only that message), provider message id, or a phone number or email address."
+    )
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in Message._meta.fields]
-    inlines = [DeliveryAttemptInline, MessageEventInline]
+    ordering = ["-id"]
+    readonly_fields = [f.name for f in Message._meta.fields if f.name not in {"body", "attachments"}] + [
+        "body_text",
+        "attachment_list",
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "account",
+                    "conversation",
+                    "direction",
+                    "type",
+                    "from_address",
+                    "to_address",
+                    "timestamp",
+                ]
+            },
+        ),
+        ("Content", {"fields": ["subject", "body_text", "attachment_list"]}),
+        (
+            "Delivery",
+            {
+                "fields": [
+                    "status",
+                    "provider",
+                    "provider_message_id",
+                    "attempts",
+                    "failure_reason",
+                    "error_code",
+                    "last_error",
+                    "needs_reconcile",
+                ]
+            },
+        ),
+        (
+            "Times",
+            {
+                "fields": [
+                    "created_at",
+                    "updated_at",
+                    "sent_at",
+                    "delivered_at",
+                    "failed_at",
+                    "next_attempt_at",
+                    "enqueued_at",
+                    "lease_expires_at",
+                ]
+            },
+        ),
+    ]
+    inlines = [MessageEventInline, DeliveryAttemptInline]
     actions = ["replay"]
     show_full_result_count = False
+    change_form_template = "admin/messaging/message/change_form.html"
 
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Replay selected dead letters")
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("messaging.change_message")
+
+    @admin.display(description="conversation", ordering="conversation_id")
+    def thread(self, obj: Message) -> str:
+        url = reverse("admin:conversations_conversation_change", args=[obj.conversation_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.conversation_id)
+
+    @admin.display(description="body")
+    def body_text(self, obj: Message) -> str:
+        # Escaped, never rendered: an email body is HTML from a client or a sender.
+        return format_html('<div class="message-body">{}</div>', obj.body) if obj.body else "-"
+
+    @admin.display(description="attachments")
+    def attachment_list(self, obj: Message) -> str:
+        return attachment_links(obj.attachments)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        number = message_number(term)
+        if term.startswith("#"):
+            return (queryset.filter(pk=number) if number is not None else queryset.none()), False
+        results, may_have_duplicates = super().get_search_results(request, queryset, term)
+        extra = Q()
+        if number is not None:
+            extra |= Q(pk=number)
+        for address in address_search_terms(term):
+            extra |= Q(from_address=address) | Q(to_address=address)
+        if extra:
+            results = results | queryset.filter(extra)
+        return results, may_have_duplicates
+
+    @admin.action(description="Replay selected dead letters", permissions=["replay"])
     def replay(self, request, queryset):
         replayed = sum(
             message_replay(message=m, actor=f"admin:{request.user}")
             for m in queryset.filter(status=Message.Status.FAILED)
         )
+        skipped = queryset.count() - replayed
         self.message_user(request, f"Re-queued {replayed} failed message(s).")
+        if skipped:
+            self.message_user(request, f"Skipped {skipped} message(s) that are not dead letters.", messages.WARNING)
+
+    def get_urls(self):
+        replay = self.admin_site.admin_view(require_POST(self.replay_view))
+        return [path("<path:object_id>/replay/", replay, name="messaging_message_replay"), *super().get_urls()]
+
+    def replay_view(self, request: HttpRequest, object_id: str):
+        if not self.has_replay_permission(request):
+            raise PermissionDenied
+        message = get_object_or_404(Message, pk=message_number(object_id) or 0)
+        if message_replay(message=message, actor=f"admin:{request.user}"):
+            self.message_user(request, f"Re-queued message #{message.pk}.")
+        else:
+            self.message_user(request, f"Message #{message.pk} is not a dead letter.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:messaging_message_change", args=[message.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_replay": self.has_replay_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(MessageEvent)
@@ -86,11 +291,56 @@ class MessageEventAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "message_link", "provider", "outcome", "http_status", "latency_ms", "error"]
+    list_filter = ["outcome", "provider", "http_status"]
+    search_fields = ["=message__id", "provider_message_id"]
+    date_hierarchy = "created_at"
+    ordering = ["-id"]
+    readonly_fields = [f.name for f in DeliveryAttempt._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="message", ordering="message_id")
+    def message_link(self, obj: DeliveryAttempt) -> str:
+        url = reverse("admin:messaging_message_change", args=[obj.message_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.message_id)
+
+
 # The conversation page shows its thread; conversations cannot import messaging, so
-# the inline is attached here.
+# the thread is attached here.
 admin.site.unregister(Conversation)
 
 
 @admin.register(Conversation)
 class ConversationWithMessagesAdmin(ConversationAdmin):
-    inlines = [ConversationMessageInline]
+    change_form_template = "admin/messaging/conversation_thread.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        conversation_id = message_number(object_id)
+        latest = list(
+            Message.objects.filter(conversation_id=conversation_id).order_by("-created_at", "-id")[:THREAD_LIMIT]
+        )
+        thread = [
+            {
+                "message": m,
+                "url": reverse("admin:messaging_message_change", args=[m.pk]),
+                "attachments": [{"url": url, "href": attachment_href(url)} for url in m.attachments or []],
+            }
+            for m in reversed(latest)
+        ]
+        extra_context = {
+            **(extra_context or {}),
+            "thread": thread,
+            "thread_limit": THREAD_LIMIT,
+            "thread_truncated": len(latest) == THREAD_LIMIT,
+            "thread_list_url": reverse("admin:messaging_message_changelist")
+            + f"?conversation__id__exact={conversation_id}",
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
