@@ -8,6 +8,7 @@ with HTML or a stack trace.
 """
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
@@ -61,7 +62,7 @@ def exception_handler(exc, context):
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait) + 1)
+        headers["Retry-After"] = str(math.ceil(exc.wait))
 
     if isinstance(exc, ApiError):
         body = error_body(exc.error_code, str(exc.detail), exc.fields)

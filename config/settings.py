@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.ratelimit.RateLimitHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -279,6 +280,20 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+# --- Rate limits (config/ratelimit.py) ------------------------------------------------
+# Requests per window per API key (per client IP without a key), the same across all
+# web processes. Webhooks come from a few provider addresses, so theirs is wider.
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+RATE_LIMITS = {
+    "api": (env.int("RATE_LIMIT_REQUESTS", default=600), env.int("RATE_LIMIT_WINDOW_SECONDS", default=60)),
+    "webhooks": (
+        env.int("RATE_LIMIT_WEBHOOK_REQUESTS", default=6000),
+        env.int("RATE_LIMIT_WINDOW_SECONDS", default=60),
+    ),
+}
+# After the store fails, requests pass unchecked for this long before it is tried again.
+RATE_LIMIT_FAILOPEN_SECONDS = env.float("RATE_LIMIT_FAILOPEN_SECONDS", default=5.0)
+
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
@@ -287,6 +302,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
+    "DEFAULT_THROTTLE_CLASSES": ["config.ratelimit.SlidingWindowThrottle"],
+    # Client addresses for anonymous limits: X-Forwarded-For is trusted this many hops.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 class _WebhookApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_scope = "webhooks"  # limited per sending address, more widely than the API
 
 
 class _AssignmentWebhookApi(_WebhookApi):
