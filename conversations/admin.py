@@ -118,6 +118,22 @@ class ConversationAdmin(admin.ModelAdmin):
     search_help_text = "Conversation number (#12), a participant's phone number or email, or a contact's name."
     date_hierarchy = "last_message_at"
     readonly_fields = [f.name for f in Conversation._meta.fields]
+    fieldsets = [
+        (None, {"fields": ["id", "account", "channel", ("participant_a", "participant_b"), "contact", "created_at"]}),
+        (
+            "Summary",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "message_count",
+                    "last_message_at",
+                    "last_message_preview",
+                    "last_message_direction",
+                    "last_message_type",
+                ],
+            },
+        ),
+    ]
     ordering = ["-last_message_at", "-id"]
     show_full_result_count = False
 
