@@ -150,3 +150,12 @@ WRITE_ERROR_RESPONSES = {
     status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: OpenApiResponse(_ERROR, description="Body too large"),
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: OpenApiResponse(_ERROR, description="Body is not JSON"),
 }
+# POSTs that create messages: also the sender check and the Idempotency-Key outcomes.
+CREATE_ERROR_RESPONSES = {
+    **WRITE_ERROR_RESPONSES,
+    status.HTTP_403_FORBIDDEN: OpenApiResponse(_ERROR, description="The account does not own the sender"),
+    status.HTTP_409_CONFLICT: OpenApiResponse(_ERROR, description="A request with this Idempotency-Key is running"),
+    status.HTTP_422_UNPROCESSABLE_ENTITY: OpenApiResponse(
+        _ERROR, description="This Idempotency-Key was used with a different request"
+    ),
+}

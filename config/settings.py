@@ -213,6 +213,10 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PO
 SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default=f"{PUBLIC_BASE_URL}/sandbox").rstrip("/")
 
 # Provider instances, in failover order for each message type they carry. The default
+# Idempotency-Key answers are kept this long; a request holding a key for longer than
+# the lock is presumed dead (nothing it did was committed) and the key can be taken over.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=60)
 # is one Twilio-format instance for SMS/MMS and one SendGrid-format instance for email,
 # from the TWILIO_* and SENDGRID_* variables; with the sandbox on, each gets a backup
 # instance too, so failover can be seen locally. PROVIDERS (JSON) replaces the lot.

@@ -1,16 +1,81 @@
-from drf_spectacular.utils import extend_schema
+import functools
+import re
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES, ApiError
+from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError
 from config.pagination import CursorPage
 from conversations.selectors import conversation_get
 from messaging.models import Message
 from messaging.selectors import message_get, message_list_for_conversation
 from messaging.serializers import EmailSendSerializer, MessageDetailSerializer, MessageSerializer, SmsSendSerializer
-from messaging.services import SenderNotOwned, message_replay, message_send
+from messaging.services import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyMismatch,
+    SenderNotOwned,
+    idempotency_claim,
+    idempotency_fingerprint,
+    idempotency_finish,
+    idempotency_release,
+    message_replay,
+    message_send,
+)
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description=(
+        "Any unique string (a UUID, say), 1-255 visible ASCII characters. Repeating a request with "
+        "the same key and body returns the first answer (with `Idempotent-Replayed: true`) instead "
+        "of sending again; keys are kept 24 hours per account."
+    ),
+)
+
+
+def idempotent(post):
+    """Honour `Idempotency-Key` on a POST that creates messages (services/idempotency.py)."""
+
+    @functools.wraps(post)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return post(view, request, *args, **kwargs)
+        if not _IDEMPOTENCY_KEY.match(key):
+            raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters.")
+        fingerprint = idempotency_fingerprint(method=request.method, path=request.path, data=request.data)
+        try:
+            claim = idempotency_claim(account=request.user, key=key, fingerprint=fingerprint)
+        except IdempotencyKeyMismatch:
+            raise ApiError(
+                422, "idempotency_key_reused", "This Idempotency-Key was already used with a different request."
+            ) from None
+        except IdempotencyKeyInUse:
+            raise ApiError(
+                409, "idempotency_key_in_use", "A request with this Idempotency-Key is still running; retry shortly."
+            ) from None
+        if claim.replay:
+            record = claim.record
+            return Response(
+                record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"}
+            )
+        try:
+            # The answer is stored with what the request created: both commit, or neither.
+            with transaction.atomic():
+                response = post(view, request, *args, **kwargs)
+                idempotency_finish(record=claim.record, status=response.status_code, body=response.data)
+        except BaseException:
+            idempotency_release(record=claim.record)
+            raise
+        return response
+
+    return wrapper
 
 
 def _send(request, serializer_class) -> Response:
@@ -29,8 +94,10 @@ class SmsSendApi(APIView):
     @extend_schema(
         summary="Send an SMS or MMS",
         request=SmsSendSerializer,
-        responses={202: MessageSerializer, **WRITE_ERROR_RESPONSES},
+        parameters=[IDEMPOTENCY_KEY_HEADER],
+        responses={202: MessageSerializer, **CREATE_ERROR_RESPONSES},
     )
+    @idempotent
     def post(self, request):
         return _send(request, SmsSendSerializer)
 
@@ -39,8 +106,10 @@ class EmailSendApi(APIView):
     @extend_schema(
         summary="Send an email",
         request=EmailSendSerializer,
-        responses={202: MessageSerializer, **WRITE_ERROR_RESPONSES},
+        parameters=[IDEMPOTENCY_KEY_HEADER],
+        responses={202: MessageSerializer, **CREATE_ERROR_RESPONSES},
     )
+    @idempotent
     def post(self, request):
         return _send(request, EmailSendSerializer)
 

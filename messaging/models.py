@@ -160,3 +160,26 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.outcome}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` on a POST that creates messages, and the answer it got.
+
+    The row is inserted (and committed) before the request runs, so a concurrent request
+    with the same key finds it in flight; the answer is stored in the same transaction
+    as the messages it created, so a stored answer always means they exist.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and canonical JSON body")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="empty while in flight")
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    locked_at = models.DateTimeField(help_text="when the request holding the key started")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "key"], name="idempotency_key_per_account")]
+
+    def __str__(self) -> str:
+        return self.key

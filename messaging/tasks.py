@@ -3,6 +3,7 @@ service in the database (see services/dispatch.py), not by Celery's retry."""
 
 import dataclasses
 
+import structlog
 from celery import shared_task
 
 from messaging import services
@@ -10,9 +11,15 @@ from messaging import services
 
 @shared_task(name="messaging.tasks.message_dispatch")
 def message_dispatch(message_id: int) -> str:
+    structlog.contextvars.bind_contextvars(message_id=message_id)
     return services.message_dispatch(message_id=message_id)
 
 
 @shared_task(name="messaging.tasks.messages_sweep")
 def messages_sweep() -> dict:
     return dataclasses.asdict(services.messages_sweep())
+
+
+@shared_task(name="messaging.tasks.idempotency_keys_prune")
+def idempotency_keys_prune() -> int:
+    return services.idempotency_keys_prune()

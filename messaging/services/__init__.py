@@ -1,16 +1,34 @@
 """Every state change of messages. Views and tasks call these; nothing else writes."""
 
 from messaging.services.dispatch import message_dispatch, retry_delay
+from messaging.services.idempotency import (
+    Claim,
+    IdempotencyKeyInUse,
+    IdempotencyKeyMismatch,
+    idempotency_claim,
+    idempotency_fingerprint,
+    idempotency_finish,
+    idempotency_keys_prune,
+    idempotency_release,
+)
 from messaging.services.receiving import ReceivedMessage, message_receive
 from messaging.services.recovery import SweepResult, message_replay, messages_sweep
 from messaging.services.sending import NewMessage, SenderNotOwned, message_send
 from messaging.services.status import message_apply_status, message_for_status
 
 __all__ = [
+    "Claim",
+    "IdempotencyKeyInUse",
+    "IdempotencyKeyMismatch",
     "NewMessage",
     "ReceivedMessage",
     "SenderNotOwned",
     "SweepResult",
+    "idempotency_claim",
+    "idempotency_fingerprint",
+    "idempotency_finish",
+    "idempotency_keys_prune",
+    "idempotency_release",
     "message_apply_status",
     "message_dispatch",
     "message_for_status",
