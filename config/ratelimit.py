@@ -137,7 +137,7 @@ class SlidingWindowThrottle(BaseThrottle):
         decision = rate_limit_hit(identity, limit=limit, window=window)
         if decision is None:
             return True
-        request._request.rate_limit = decision  # for RateLimitHeadersMiddleware
+        request._request.rate_limit = decision  # for ApiHeadersMiddleware
         self.decision = decision
         if not decision.allowed:
             metrics.RATELIMIT_REJECTIONS.labels(scope=scope).inc()
@@ -147,14 +147,17 @@ class SlidingWindowThrottle(BaseThrottle):
         return self.decision.retry_after
 
 
-class RateLimitHeadersMiddleware:
-    """`X-RateLimit-*` on every response the limiter saw, allowed or not."""
+class ApiHeadersMiddleware:
+    """`X-RateLimit-*` on every response the limiter saw, allowed or not, and no caching
+    of API answers."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
+        if request.path.startswith("/api/"):
+            response.setdefault("Cache-Control", "no-store")  # private data: no cache keeps it
         decision = getattr(request, "rate_limit", None)
         if decision is not None:
             response["X-RateLimit-Limit"] = str(decision.limit)

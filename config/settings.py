@@ -31,8 +31,8 @@ if not IS_PRODUCTION:
     ALLOWED_HOSTS += ["testserver", "[::1]"]
 
 if IS_PRODUCTION:
-    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32:
-        raise ImproperlyConfigured("production needs SECRET_KEY set to a random value of 32+ characters")
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured("production needs SECRET_KEY set to a random value of 50+ characters")
     if DEBUG:
         raise ImproperlyConfigured("production refuses DEBUG=true")
 
@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.ratelimit.ApiHeadersMiddleware",
     "config.ratelimit.RateLimitHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -323,6 +324,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 if IS_PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+    "ENUM_NAME_OVERRIDES": {
+        "MessageTypeEnum": "messaging.models.Message.Type",
+        "PhoneMessageTypeEnum": ["sms", "mms"],
+    },
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

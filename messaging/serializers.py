@@ -1,5 +1,5 @@
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from messaging.fields import (
@@ -63,6 +63,7 @@ class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
         )
 
 
+@extend_schema_serializer(component_name="DeliveryError")
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
