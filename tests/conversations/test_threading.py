@@ -1,11 +1,12 @@
 import threading
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversations.addresses import normalize_email, participant_pair
+from conversations.addresses import normalize_email, normalize_phone, participant_pair
 from conversations.models import Conversation
 from conversations.selectors import account_development
 from messaging.models import Message
@@ -55,6 +56,22 @@ addresses = st.one_of(st.emails(), st.from_regex(r"\+1[2-9]\d{2}[2-9]\d{6}", ful
 def test_participant_pair_is_symmetric(a, b):
     assert participant_pair(a, b) == participant_pair(b, a)
     assert sorted(participant_pair(a, b)) == list(participant_pair(a, b))
+
+
+us_numbers = st.from_regex(r"[2-9][0-9]{2}[2-9][0-9]{6}", fullmatch=True).filter(
+    lambda n: n[1:3] != "11" and n[4:6] != "11"  # N11 codes are services, not numbers
+)
+
+
+@given(us_numbers, st.sampled_from(["+1{a}{b}{c}", "+1 ({a}) {b}-{c}", " +1-{a}-{b}-{c} ", "+1.{a}.{b}.{c}"]))
+def test_any_spelling_of_a_number_normalises_to_one_e164_form(digits, spelling):
+    written = spelling.format(a=digits[:3], b=digits[3:6], c=digits[6:])
+    try:
+        once = normalize_phone(written)
+    except ValidationError:
+        return  # not an assigned range: refusing it is right, and checked elsewhere
+    assert once == f"+1{digits}"
+    assert normalize_phone(once) == once
 
 
 @given(st.emails())
