@@ -35,10 +35,14 @@ web: setup ## Run only the web server (gunicorn)
 	.venv/bin/gunicorn -c config/gunicorn.py config.wsgi:application
 
 worker: setup ## Run only a Celery worker on every queue
-	.venv/bin/celery -A config worker -Q sms,mms,email,maintenance,sandbox --without-mingle --without-gossip -l INFO
+	.venv/bin/celery -A config worker -Q sms,mms,email,maintenance,sandbox --pool $${WORKER_POOL:-prefork} \
+		--concurrency $${WORKER_CONCURRENCY:-2} --without-mingle --without-gossip -l INFO
 
 beat: setup ## Run only Celery beat (the sweeps)
 	.venv/bin/celery -A config beat -l INFO
+
+bench: ## Measure the production shape under load (~10 min; installs wrk); writes docs/performance.md
+	@bench/run.sh
 
 clean: ## Remove var/ (the local database, broker and caches) and the venv
 	rm -rf var .venv .pytest_cache .ruff_cache

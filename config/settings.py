@@ -102,6 +102,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so end-to-end tests can share it with a worker process.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+elif _pool_size := env.int("DB_POOL_SIZE", default=0):
+    # One psycopg pool per process, shared by its threads or greenlets (Celery's threads
+    # and gevent pools, a gthread web): otherwise each holds a connection of its own.
+    # A connection goes back to the pool after every request or task. Not for prefork.
+    _db["CONN_MAX_AGE"] = 0
+    _db.setdefault("OPTIONS", {})["pool"] = {"min_size": min(2, _pool_size), "max_size": _pool_size, "timeout": 10}
+    _db["OPTIONS"].setdefault("connect_timeout", 5)
 else:
     _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=300))
     _db["CONN_HEALTH_CHECKS"] = True
@@ -158,6 +165,9 @@ else:
             "socket_timeout": 5,
             "unacked_restore_interval": env.int("BROKER_RESTORE_INTERVAL", default=10),
             "unacked_restore_throttle": 1,
+            # kombu's default of 10 Redis connections is too few for a gevent pool, whose
+            # greenlets ack on their own: it fails with MaxConnectionsError under load.
+            "max_connections": env.int("BROKER_MAX_CONNECTIONS", default=10),
         }
 
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
@@ -182,6 +192,8 @@ CELERY_DB_REUSE_MAX = 1_000_000
 PROVIDER_SANDBOX = env.bool("PROVIDER_SANDBOX", default=not IS_PRODUCTION)
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
 SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=0)
+# Mount the bare DRF endpoint `make bench` measures as its ceiling (config/ceiling.py).
+BENCH_CEILING = env.bool("BENCH_CEILING", default=False)
 MESSAGING_MAX_ATTEMPTS = env.int("MESSAGING_MAX_ATTEMPTS", default=6)
 MESSAGING_RETRY_BASE_SECONDS = env.float("MESSAGING_RETRY_BASE_SECONDS", default=2.0)
 MESSAGING_RETRY_MAX_SECONDS = env.float("MESSAGING_RETRY_MAX_SECONDS", default=300.0)

@@ -33,6 +33,10 @@ urlpatterns = [
 ]
 if settings.PROVIDER_SANDBOX:
     urlpatterns.append(path("sandbox/", include("providers.sandbox.urls")))
+if settings.BENCH_CEILING:
+    from config.ceiling import CeilingApi
+
+    urlpatterns.append(path("bench/ceiling", CeilingApi.as_view(), name="bench-ceiling"))
 
 handler400 = "config.errors.handler400"
 handler403 = "config.errors.handler403"

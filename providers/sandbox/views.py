@@ -32,6 +32,7 @@ def _instance(label: str) -> dict:
 
 
 def _answer_slowly() -> None:
+    """Take as long as a real provider API does to answer a create call (SANDBOX_LATENCY_MS)."""
     if settings.SANDBOX_LATENCY_MS:
         time.sleep(settings.SANDBOX_LATENCY_MS / 1000)
 
@@ -278,6 +279,7 @@ def _accept(label: str, *, reference: str, fields: dict, respond, errors: dict) 
         return errors[behaviour]()
     tries = try_number(label, reference=reference, fallback=f"{fields['to_address']}|{fields['body']}")
     if behaviour is Behaviour.RATE_LIMIT and tries <= RATE_LIMITED_TRIES:
+        _answer_slowly()
         return errors[behaviour]()
     sid = ("SM" + secrets.token_hex(16)) if fields["format"] == "twilio" else secrets.token_urlsafe(16)
     message = SandboxMessage.objects.create(label=label, sid=sid, reference=reference, **fields)
