@@ -67,7 +67,7 @@ def exception_handler(exc, context):
     if isinstance(exc, ApiError):
         body = error_body(exc.error_code, str(exc.detail), exc.fields)
     elif isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
+        fields = flatten_detail(exc.detail)
         general = fields.pop("non_field_errors", None)
         message = general[0] if general else "The request has invalid fields."
         body = error_body("invalid_request", message, fields)
@@ -77,14 +77,14 @@ def exception_handler(exc, context):
     return Response(body, status=exc.status_code, headers=headers)
 
 
-def _flatten(detail) -> dict:
+def flatten_detail(detail) -> dict:
     """DRF's nested error detail as {"field": ["message", ...]}, nested keys dotted."""
     if not isinstance(detail, dict):
         return {"non_field_errors": _messages(detail)}
     out = {}
     for key, value in detail.items():
         if isinstance(value, dict):
-            for sub_key, messages in _flatten(value).items():
+            for sub_key, messages in flatten_detail(value).items():
                 out[f"{key}.{sub_key}"] = messages
         else:
             out[key] = _messages(value)

@@ -2,9 +2,7 @@
 
 from prometheus_client import Counter
 
-RATELIMIT_REJECTIONS = Counter(
-    "ratelimit_rejections_total", "API requests answered 429 by the rate limiter", ["scope"]
-)
+RATELIMIT_REJECTIONS = Counter("ratelimit_rejections_total", "API requests answered 429 by the rate limiter", ["scope"])
 RATELIMIT_FAILOPEN = Counter(
     "ratelimit_failopen_total", "Requests let through because the rate-limit store was unreachable"
 )

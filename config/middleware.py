@@ -31,6 +31,9 @@ class RequestIdMiddleware:
         return response
 
 
+BATCH_PATH = "/api/messages/batch"  # up to 1,000 messages: a larger cap of its own
+
+
 class BodySizeLimitMiddleware:
     """413 before anything reads a body larger than MAX_REQUEST_BYTES.
 
@@ -44,9 +47,10 @@ class BodySizeLimitMiddleware:
     def __call__(self, request):
         length = request.META.get("CONTENT_LENGTH") or "0"
         try:
-            too_large = int(length) > settings.MAX_REQUEST_BYTES
+            limit = settings.MAX_BATCH_REQUEST_BYTES if request.path == BATCH_PATH else settings.MAX_REQUEST_BYTES
+            too_large = int(length) > limit
         except ValueError:
             return json_error(400, "bad_request", "Content-Length is not a number.")
         if too_large:
-            return json_error(413, "payload_too_large", f"The body is larger than {settings.MAX_REQUEST_BYTES} bytes.")
+            return json_error(413, "payload_too_large", f"The body is larger than {limit} bytes.")
         return self.get_response(request)

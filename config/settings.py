@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.middleware.RequestIdMiddleware",
+    "config.ratelimit.ApiHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.BodySizeLimitMiddleware",
@@ -65,8 +66,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "config.ratelimit.ApiHeadersMiddleware",
-    "config.ratelimit.RateLimitHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -209,27 +208,34 @@ MESSAGING_LEASE_SECONDS = env.float("MESSAGING_LEASE_SECONDS", default=max(120.0
 # second worker while the first is still talking to the provider.
 CELERY_TASK_TIME_LIMIT = max(int(MESSAGING_LEASE_SECONDS * 0.75), 2)
 CELERY_TASK_SOFT_TIME_LIMIT = max(int(CELERY_TASK_TIME_LIMIT * 0.8), 1)
+# Idempotency-Key answers are kept this long; a request holding a key for longer than
+# the lock is presumed dead (nothing it did was committed) and the key can be taken over.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
     "messages-sweep": {
         "task": "messaging.tasks.messages_sweep",
         "schedule": MESSAGING_SWEEP_INTERVAL_SECONDS,
         "options": {"queue": "maintenance", "expires": MESSAGING_SWEEP_INTERVAL_SECONDS * 2},
     },
+    "idempotency-keys-prune": {
+        "task": "messaging.tasks.idempotency_keys_prune",
+        "schedule": 3600.0,
+        "options": {"queue": "maintenance", "expires": 3600.0},
+    },
 }
 SMS_MAX_BODY = 1600
 MAX_ATTACHMENTS = 10
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=256 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+BATCH_MAX_MESSAGES = 1000
+MAX_BATCH_REQUEST_BYTES = env.int("MAX_BATCH_REQUEST_BYTES", default=4 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAX_REQUEST_BYTES, MAX_BATCH_REQUEST_BYTES)
 
 # Where providers send status callbacks: this service's public base URL.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8080)}").rstrip("/")
 SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default=f"{PUBLIC_BASE_URL}/sandbox").rstrip("/")
 
 # Provider instances, in failover order for each message type they carry. The default
-# Idempotency-Key answers are kept this long; a request holding a key for longer than
-# the lock is presumed dead (nothing it did was committed) and the key can be taken over.
-IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
-IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=60)
 # is one Twilio-format instance for SMS/MMS and one SendGrid-format instance for email,
 # from the TWILIO_* and SENDGRID_* variables; with the sandbox on, each gets a backup
 # instance too, so failover can be seen locally. PROVIDERS (JSON) replaces the lot.
@@ -280,23 +286,6 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 ALLOW_UNSIGNED_WEBHOOKS = not IS_PRODUCTION
 ALLOW_ANONYMOUS_API = not IS_PRODUCTION
 
-# --- Django REST Framework ------------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["conversations.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["conversations.authentication.HasAccount"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.errors.exception_handler",
-    "UNAUTHENTICATED_USER": None,
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Messaging service API",
-    "DESCRIPTION": "Send SMS, MMS and email, receive provider webhooks, browse conversations.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 # --- Rate limits (config/ratelimit.py) ------------------------------------------------
 # Requests per window per API key (per client IP without a key), the same across all
 # web processes. Webhooks come from a few provider addresses, so theirs is wider.
@@ -311,7 +300,31 @@ RATE_LIMITS = {
 # After the store fails, requests pass unchecked for this long before it is tried again.
 RATE_LIMIT_FAILOPEN_SECONDS = env.float("RATE_LIMIT_FAILOPEN_SECONDS", default=5.0)
 
+# --- Django REST Framework ------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["conversations.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["conversations.authentication.HasAccount"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["config.ratelimit.SlidingWindowThrottle"],
+    # Client addresses for anonymous limits: X-Forwarded-For is trusted this many hops.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Messaging service API",
+    "DESCRIPTION": "Send SMS, MMS and email, receive provider webhooks, browse conversations.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MessageTypeEnum": "messaging.models.Message.Type",
+        "PhoneMessageTypeEnum": ["sms", "mms"],
+    },
 }
 
 # --- Static files, i18n, security -----------------------------------------------------
@@ -319,9 +332,6 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
-    "DEFAULT_THROTTLE_CLASSES": ["config.ratelimit.SlidingWindowThrottle"],
-    # Client addresses for anonymous limits: X-Forwarded-For is trusted this many hops.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
@@ -336,10 +346,6 @@ SECURE_REFERRER_POLICY = "same-origin"
 if IS_PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
-    "ENUM_NAME_OVERRIDES": {
-        "MessageTypeEnum": "messaging.models.Message.Type",
-        "PhoneMessageTypeEnum": ["sms", "mms"],
-    },
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

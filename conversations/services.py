@@ -126,3 +126,85 @@ def _conversation_link_contact(*, conversation_id: int, account_id: int, address
             contact.delete()
             contact_id = ContactAddress.objects.get(account_id=account_id, address=address).contact_id
     Conversation.objects.filter(pk=conversation_id).update(contact_id=contact_id)
+
+
+# The same for many conversations at once (a batch send): one upsert per chunk of rows.
+# Conflicting rows take a sequence value they do not use; batches accept that gap.
+_UPSERT_MANY_SQL = """
+INSERT INTO conversations_conversation
+    (account_id, channel, participant_a, participant_b, message_count, last_message_at,
+     last_message_preview, last_message_direction, last_message_type, created_at)
+VALUES {rows}
+ON CONFLICT (account_id, participant_a, participant_b) DO UPDATE SET
+    message_count = conversations_conversation.message_count + excluded.message_count,
+    last_message_at = excluded.last_message_at,
+    last_message_preview = excluded.last_message_preview,
+    last_message_direction = excluded.last_message_direction,
+    last_message_type = excluded.last_message_type
+RETURNING id, participant_a, participant_b, message_count
+"""
+_UPSERT_COLUMNS = 10
+
+
+def conversations_add_messages(*, account_id: int, groups: list[tuple[ThreadedMessage, int]]) -> dict:
+    """For each (last message, count) of distinct conversations, what conversation_add_message
+    does, in a constant number of statements: {(participant_a, participant_b): id}.
+    Groups are taken in pair order, so concurrent batches lock rows in the same order."""
+    rows = []
+    for message, count in groups:
+        a, b = participant_pair(message.from_address, message.to_address)
+        channel = Conversation.Channel.PHONE if address_kind(a) is AddressKind.PHONE else Conversation.Channel.EMAIL
+        preview = message.preview[:160]
+        rows.append(
+            (
+                (a, b),
+                [account_id, channel, a, b, count, message.at, preview, message.direction, message.type, message.at],
+                message,
+            )
+        )
+    rows.sort(key=lambda row: row[0])
+    chunk = max(1, (connection.features.max_query_params or 10_000) // _UPSERT_COLUMNS)
+    ids, new = {}, {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            placeholders = ", ".join(["(" + ", ".join(["%s"] * _UPSERT_COLUMNS) + ")"] * len(part))
+            cursor.execute(_UPSERT_MANY_SQL.format(rows=placeholders), [v for _, values, _ in part for v in values])
+            counts = {pair: values[4] for pair, values, _ in part}
+            contacts = {pair: message.contact_address for pair, _, message in part}
+            for conversation_id, a, b, message_count in cursor.fetchall():
+                ids[(a, b)] = conversation_id
+                if message_count == counts[(a, b)]:  # a new conversation
+                    new[conversation_id] = contacts[(a, b)]
+    if new:
+        _conversations_link_contacts(account_id=account_id, addresses=new)
+    return ids
+
+
+def _conversations_link_contacts(*, account_id: int, addresses: dict[int, str]) -> None:
+    """New conversations point at the contacts behind their other addresses, in bulk."""
+    wanted = set(addresses.values())
+    known = dict(
+        ContactAddress.objects.filter(account_id=account_id, address__in=wanted).values_list("address", "contact_id")
+    )
+    missing = sorted(wanted - known.keys())
+    if missing:
+        contacts = Contact.objects.bulk_create([Contact(account_id=account_id) for _ in missing])
+        ContactAddress.objects.bulk_create(
+            [
+                ContactAddress(account_id=account_id, contact=c, address=a)
+                for c, a in zip(contacts, missing, strict=True)
+            ],
+            ignore_conflicts=True,  # another transaction linked the address first: use its contact
+        )
+        known |= dict(
+            ContactAddress.objects.filter(account_id=account_id, address__in=missing).values_list(
+                "address", "contact_id"
+            )
+        )
+        orphans = [c.pk for c, a in zip(contacts, missing, strict=True) if known[a] != c.pk]
+        if orphans:
+            Contact.objects.filter(pk__in=orphans).delete()
+    Conversation.objects.bulk_update(
+        [Conversation(pk=pk, contact_id=known[address]) for pk, address in addresses.items()], ["contact_id"]
+    )

@@ -8,12 +8,20 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError
+from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError, error_body, flatten_detail
 from config.pagination import CursorPage
-from conversations.selectors import conversation_get
+from conversations.selectors import account_owns_address, conversation_get
 from messaging.models import Message
 from messaging.selectors import message_get, message_list_for_conversation
-from messaging.serializers import EmailSendSerializer, MessageDetailSerializer, MessageSerializer, SmsSendSerializer
+from messaging.serializers import (
+    BatchResponseSerializer,
+    BatchSendDocumentation,
+    BatchSendSerializer,
+    EmailSendSerializer,
+    MessageDetailSerializer,
+    MessageSerializer,
+    SmsSendSerializer,
+)
 from messaging.services import (
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
@@ -24,6 +32,7 @@ from messaging.services import (
     idempotency_release,
     message_replay,
     message_send,
+    messages_send_batch,
 )
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -112,6 +121,74 @@ class EmailSendApi(APIView):
     @idempotent
     def post(self, request):
         return _send(request, EmailSendSerializer)
+
+
+class BatchSendApi(APIView):
+    @extend_schema(
+        summary="Send up to 1,000 messages of any type in one request",
+        description=(
+            "Each item is validated on its own, as by the single-message endpoints. The valid ones are "
+            "stored and queued together; the answer has one result per item, in order: the queued "
+            "message's id, or why the item was refused. 202 when at least one item was accepted; 400 "
+            "(with every item's errors under `fields`) when none was."
+        ),
+        request=BatchSendDocumentation,
+        parameters=[IDEMPOTENCY_KEY_HEADER],
+        responses={202: BatchResponseSerializer, **CREATE_ERROR_RESPONSES},
+    )
+    @idempotent
+    def post(self, request):
+        serializer = BatchSendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        items = serializer.new_messages()
+        refusals = _batch_refusals(request.user, items)
+        accepted = [item for index, item in enumerate(items) if index not in refusals]
+        if not accepted:
+            fields = {
+                f"messages.{index}.{field}": errors
+                for index, error in refusals.items()
+                for field, errors in (error.get("fields") or {"non_field_errors": [error["message"]]}).items()
+            }
+            raise ApiError(400, "invalid_request", "No message in the batch is valid.", fields)
+        stored = iter(messages_send_batch(account=request.user, batch=accepted))
+        results = []
+        for index in range(len(items)):
+            if index in refusals:
+                results.append({"index": index, "error": refusals[index]})
+            else:
+                message = next(stored)
+                results.append(
+                    {
+                        "index": index,
+                        "id": message.pk,
+                        "conversation_id": message.conversation_id,
+                        "status": message.status,
+                    }
+                )
+        body = {"accepted": len(accepted), "rejected": len(refusals), "results": results}
+        return Response(body, status=202)
+
+
+def _batch_refusals(account, items) -> dict[int, dict]:
+    """The error of each refused item, by index: invalid, or a sender not owned."""
+    owned: dict[str, bool] = {}
+    refusals = {}
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            fields = flatten_detail(item)
+            general = fields.pop("non_field_errors", None)
+            message = general[0] if general else "The message has invalid fields."
+            refusals[index] = error_body("invalid_request", message, fields)["error"]
+            continue
+        if item.from_address not in owned:
+            owned[item.from_address] = account_owns_address(account=account, address=item.from_address)
+        if not owned[item.from_address]:
+            refusals[index] = error_body(
+                "sender_not_allowed",
+                f"This account does not own {item.from_address}.",
+                {"from": ["not owned by this account"]},
+            )["error"]
+    return refusals
 
 
 class MessageDetailApi(APIView):

@@ -63,6 +63,61 @@ class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
         )
 
 
+class BatchItemSerializer(FromFieldMixin, serializers.Serializer):
+    """One message of a batch, as documented; each is validated by the serializer of its type."""
+
+    type = serializers.ChoiceField(choices=["sms", "mms", "email"])
+    from_ = serializers.CharField(help_text="As for POST /api/messages/sms or /email.")
+    to = serializers.CharField()
+    subject = serializers.CharField(required=False, help_text="Email only.")
+    body = serializers.CharField(required=False)
+    attachments = serializers.ListField(child=serializers.URLField(), required=False, allow_null=True)
+    timestamp = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class BatchSendSerializer(serializers.Serializer):
+    messages = serializers.ListField(
+        child=serializers.JSONField(), min_length=1, max_length=settings.BATCH_MAX_MESSAGES, allow_empty=False
+    )
+
+    def new_messages(self) -> list[NewMessage | dict]:
+        """Each item as a NewMessage, or the error fields that refuse it."""
+        return [_batch_item(item) for item in self.validated_data["messages"]]
+
+
+class BatchSendDocumentation(serializers.Serializer):
+    messages = BatchItemSerializer(many=True, help_text=f"1 to {settings.BATCH_MAX_MESSAGES} messages.")
+
+
+def _batch_item(item) -> NewMessage | dict:
+    if not isinstance(item, dict):
+        return {"non_field_errors": ["Each message must be a JSON object."]}
+    kind = item.get("type")
+    if kind not in ("sms", "mms", "email"):
+        return {"type": ["Must be sms, mms or email."]}
+    if kind == "email":
+        serializer = EmailSendSerializer(data={k: v for k, v in item.items() if k != "type"})
+    else:
+        serializer = SmsSendSerializer(data=item)
+    if not serializer.is_valid():
+        return serializer.errors
+    return serializer.new_message()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's position in the request.")
+    id = serializers.IntegerField(required=False, help_text="The queued message, when accepted.")
+    conversation_id = serializers.IntegerField(required=False)
+    status = serializers.CharField(required=False)
+    error = serializers.DictField(required=False, help_text="Why the item was refused: code, message, fields.")
+
+
+class BatchResponseSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = BatchResultSerializer(many=True)
+
+
 @extend_schema_serializer(component_name="DeliveryError")
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()

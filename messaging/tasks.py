@@ -23,3 +23,8 @@ def messages_sweep() -> dict:
 @shared_task(name="messaging.tasks.idempotency_keys_prune")
 def idempotency_keys_prune() -> int:
     return services.idempotency_keys_prune()
+
+
+@shared_task(name="messaging.tasks.messages_enqueue")
+def messages_enqueue(message_ids: list[int], message_type: str) -> int:
+    return services.messages_enqueue(message_ids=message_ids, message_type=message_type)

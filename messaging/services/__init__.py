@@ -1,5 +1,6 @@
 """Every state change of messages. Views and tasks call these; nothing else writes."""
 
+from messaging.services.batch import messages_enqueue, messages_send_batch
 from messaging.services.dispatch import message_dispatch, retry_delay
 from messaging.services.idempotency import (
     Claim,
@@ -35,6 +36,8 @@ __all__ = [
     "message_receive",
     "message_replay",
     "message_send",
+    "messages_enqueue",
+    "messages_send_batch",
     "messages_sweep",
     "retry_delay",
 ]
