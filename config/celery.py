@@ -1,7 +1,15 @@
-"""The Celery app. Its settings live in config/settings.py under the CELERY_ prefix."""
+"""The Celery app. Its settings live in config/settings.py under the CELERY_ prefix.
 
+The signal handlers below give every task what a request gets from the middleware: the
+request id it was published under (carried in a message header), one log line when it
+ends, its counts and duration in the metrics, and tracing when OTEL_* asks for it.
+"""
+
+import logging
 import os
+import time
 
+import structlog
 from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -10,12 +18,95 @@ app = Celery("messaging_service")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+REQUEST_ID_HEADER = "request_id"
+task_log = structlog.get_logger("config.task")
+_started: dict[str, float] = {}
+
+
+@signals.setup_logging.connect
+def _logging(**kwargs) -> None:
+    """Log as the web does (settings.LOGGING), not in Celery's own format."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.before_task_publish.connect
+def _carry_request_id(headers: dict | None = None, **kwargs) -> None:
+    """Tasks published while serving a request (or running a task) carry its id."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id and headers is not None:
+        headers.setdefault(REQUEST_ID_HEADER, request_id)
+
 
 @signals.task_prerun.connect
+def _task_started(task_id: str, task, **kwargs) -> None:
+    _close_old_connections()
+    structlog.contextvars.clear_contextvars()
+    context = {"task": task.name, "task_id": task_id}
+    if request_id := task.request.get(REQUEST_ID_HEADER):
+        context["request_id"] = request_id
+    structlog.contextvars.bind_contextvars(**context)
+    _started[task_id] = time.monotonic()
+
+
 @signals.task_postrun.connect
-def _close_old_connections(**kwargs) -> None:
+def _task_finished(task_id: str, task, retval=None, state: str = "", **kwargs) -> None:
+    from config import metrics
+
+    seconds = time.monotonic() - _started.pop(task_id, time.monotonic())
+    metrics.TASKS.labels(task=task.name, state=state or "UNKNOWN").inc()
+    metrics.TASK_DURATION.labels(task=task.name).observe(seconds)
+    result = retval if isinstance(retval, str | int | float | dict | type(None)) else type(retval).__name__
+    log = task_log.info if state == "SUCCESS" else task_log.warning
+    log("task", state=state, duration_ms=round(seconds * 1000, 1), retries=task.request.retries, result=result)
+    structlog.contextvars.clear_contextvars()
+    _close_old_connections()
+
+
+def _close_old_connections() -> None:
     """Do around each task what Django does around each request: drop connections that
     broke (a database restart) or aged out, so the next query opens a fresh one."""
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.worker_init.connect
+def _worker_started(sender=None, **kwargs) -> None:
+    from config import tracing
+
+    _serve_metrics()
+    pool = str(getattr(sender, "pool_cls", "prefork"))
+    if "prefork" not in pool and "processes" not in pool:
+        tracing.tracing_setup(service="worker")  # threads, gevent, solo: tasks run in this process
+
+
+def _serve_metrics() -> None:
+    """METRICS_PORT: this worker serves /metrics itself (its pool processes' counters
+    and the scrape-time gauges), for when the web is on another machine or container."""
+    port = os.environ.get("METRICS_PORT")
+    if not port:
+        return
+    from config import metrics
+
+    try:
+        metrics.metrics_serve(int(port), with_state=True, addr=os.environ.get("METRICS_ADDR", "0.0.0.0"))  # noqa: S104
+    except OSError as exc:
+        logging.getLogger(__name__).warning("metrics: cannot serve on port %s: %s", port, exc)
+
+
+@signals.worker_process_init.connect
+def _pool_process_started(**kwargs) -> None:
+    from config import tracing
+
+    tracing.tracing_setup(service="worker")  # prefork: each pool process traces itself
+
+
+@signals.worker_process_shutdown.connect
+def _pool_process_stopped(pid: int | None = None, **kwargs) -> None:
+    from config import metrics
+
+    metrics.process_dead(pid or os.getpid())

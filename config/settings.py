@@ -5,10 +5,13 @@ under var/, file caches, the provider sandbox served by this app. `APP_ENV=produ
 refuses the unsafe defaults instead of silently using them.
 """
 
+import os
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -16,6 +19,11 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Every process of this machine (web workers, Celery pool processes) keeps its Prometheus
+# counters in files here, summed at scrape time (config/metrics.py). It must be in the
+# environment before prometheus_client is imported; bin/start.sh empties it at start.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 APP_ENV = env("APP_ENV", default="local")
 if APP_ENV not in {"local", "production"}:
@@ -354,12 +362,7 @@ if IS_PRODUCTION:
     CSRF_COOKIE_SECURE = True
 
 # --- Logging --------------------------------------------------------------------------
+# One JSON object per line in production; a readable line locally (config/logs.py).
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOG_FORMAT = env("LOG_FORMAT", default="json" if IS_PRODUCTION else "console")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)

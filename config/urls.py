@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health
+from config import health, metrics
 
 
 class IdConverter:
@@ -23,7 +23,7 @@ register_converter(IdConverter, "id")
 urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("conversations.urls")),

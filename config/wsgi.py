@@ -2,5 +2,9 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from config.tracing import tracing_setup
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Before the application loads its middleware: the Django instrumentation adds its own.
+tracing_setup(service="web")
 application = get_wsgi_application()

@@ -7,11 +7,16 @@ instance) until the cool-down ends. Then it is half-open: one trial call at a ti
 let through; success closes it, failure opens it again.
 """
 
+import logging
 import time
 from enum import StrEnum
 
 from django.conf import settings
 from django.core.cache import cache
+
+from config import metrics
+
+logger = logging.getLogger(__name__)
 
 
 class BreakerState(StrEnum):
@@ -61,3 +66,7 @@ class CircuitBreaker:
     def _open(self) -> None:
         cache.set(self._open_until, time.time() + settings.BREAKER_COOLDOWN_SECONDS, timeout=None)
         cache.delete_many([self._failures, self._trial])
+        metrics.BREAKER_OPENED.labels(provider=self.name).inc()
+        logger.warning(
+            "circuit breaker opened", extra={"provider": self.name, "cooldown_s": settings.BREAKER_COOLDOWN_SECONDS}
+        )

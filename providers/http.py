@@ -3,15 +3,18 @@ process, a timeout on every request, and errors sorted by whether the request ma
 have reached the provider. Tests intercept here (or at `requests`) and nowhere else."""
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 _local = threading.local()
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,22 @@ def _session() -> requests.Session:
 
 
 def call(method: str, url: str, *, timeout: float, **kwargs) -> HttpResult:
+    result = _call(method, url, timeout=timeout, **kwargs)
+    parts = urlsplit(url)
+    logger.debug(
+        "provider http",
+        extra={
+            "method": method,
+            "url": f"{parts.scheme}://{parts.netloc}{parts.path}",  # no query: it may carry our references
+            "http_status": result.status,
+            "latency_ms": result.latency_ms,
+            "error": result.error or None,
+        },
+    )
+    return result
+
+
+def _call(method: str, url: str, *, timeout: float, **kwargs) -> HttpResult:
     started = time.monotonic()
 
     def elapsed() -> int:

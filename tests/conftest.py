@@ -1,8 +1,13 @@
+import io
+import json
+import logging
+
 import pytest
 import responses
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from config.logs import formatter_for
 from providers import registry
 from tests.sandbox_harness import InProcessSandbox
 
@@ -28,3 +33,18 @@ def sandbox(db, settings):
     settings.MESSAGING_RETRY_BASE_SECONDS = 0.01
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield InProcessSandbox(mock)
+
+
+@pytest.fixture
+def json_logs():
+    """A function returning every line logged in this process since the test began, as
+    the production handler writes them (JSON, masked), parsed."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter_for("json"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        root.removeHandler(handler)

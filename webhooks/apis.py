@@ -18,6 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import metrics
 from config.errors import WRITE_ERROR_RESPONSES, ApiError
 from config.parsers import JSONParser
 from conversations.addresses import normalize_phone
@@ -94,6 +95,7 @@ def _check_signature(request) -> bool:
     if verdict is signatures.Verdict.MISSING and settings.ALLOW_UNSIGNED_WEBHOOKS:
         logger.warning("unsigned webhook accepted on %s (local mode)", request.path)
         return False
+    metrics.WEBHOOK_SIGNATURE_FAILURES.labels(webhook=request.path.rstrip("/").rsplit("/", 1)[-1], reason=verdict).inc()
     messages = {
         signatures.Verdict.MISSING: "The webhook is not signed.",
         signatures.Verdict.STALE: "The signature timestamp is outside the allowed window.",
@@ -121,6 +123,7 @@ class _ProviderWebhookApi(_WebhookApi):
             form=form,
         )
         if not provider.verify_webhook(webhook):
+            metrics.WEBHOOK_SIGNATURE_FAILURES.labels(webhook=provider.name, reason="invalid").inc()
             logger.warning("%s webhook with a bad or missing signature refused", name)
             raise ApiError(401, "invalid_signature", f"The {provider.format} signature is missing or does not match.")
         return provider, webhook

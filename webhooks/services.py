@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config import metrics
 from conversations.selectors import account_for_address
 from messaging.models import Message
 from messaging.services import ReceivedMessage, message_apply_status, message_for_status, message_receive
@@ -37,11 +38,13 @@ def webhook_inbound(*, received: ReceivedMessage, payload: str, signed: bool) ->
             "%s: inbound message to an address no account owns; kept in the webhook log only", received.provider
         )
         _log(received.provider, WebhookEvent.Kind.INBOUND, WebhookEvent.Outcome.UNROUTED, payload, signed, now)
+        _count(received.provider, WebhookEvent.Kind.INBOUND, WebhookEvent.Outcome.UNROUTED)
         return InboundResult(WebhookEvent.Outcome.UNROUTED)
     with transaction.atomic():
         message, created = message_receive(account=account, received=received)
         outcome = WebhookEvent.Outcome.PROCESSED if created else WebhookEvent.Outcome.DUPLICATE
         _log(received.provider, WebhookEvent.Kind.INBOUND, outcome, payload, signed, now, message=message)
+    _count(received.provider, WebhookEvent.Kind.INBOUND, outcome)
     return InboundResult(outcome, message)
 
 
@@ -68,14 +71,20 @@ def webhook_status(*, provider: str, updates: list[StatusUpdate], payload: str, 
                 if message is not None:
                     message_apply_status(message=message, provider=provider, update=update)
         except IntegrityError:
+            _count(provider, WebhookEvent.Kind.STATUS, WebhookEvent.Outcome.DUPLICATE)
             result.duplicates += 1
             continue
+        _count(provider, WebhookEvent.Kind.STATUS, outcome)
         if message is None:
             logger.info("%s: receipt for an unknown message (%s); acknowledged", provider, update.provider_message_id)
             result.unmatched += 1
         else:
             result.processed += 1
     return result
+
+
+def _count(provider: str, kind: str, outcome: str) -> None:
+    metrics.WEBHOOK_EVENTS.labels(provider=provider, kind=kind, outcome=outcome).inc()
 
 
 def _log(provider, kind, outcome, payload, signed, now, *, message=None, event_id=None) -> WebhookEvent:

@@ -9,6 +9,7 @@ whose outcome is unknown is looked up at the provider before anything is resent)
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -18,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config import metrics
 from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEvent
 from messaging.services.events import event_new, message_enqueue
 from providers.base import OutboundMessage, Outcome, Provider, SendResult
@@ -54,7 +56,23 @@ def message_dispatch(*, message_id: int) -> str:
         claim.reconcile_pending = False
         if not _switch_provider(claim):
             return _record(claim, SendResult(Outcome.TRANSIENT, error="no provider available (circuits open)"))
+    started = time.monotonic()
     result = claim.provider.send(_outbound(claim.message))
+    metrics.provider_request(
+        provider=claim.provider.name, operation="send", outcome=result.outcome.value, seconds=time.monotonic() - started
+    )
+    logger.info(
+        "provider send",
+        extra={
+            "provider": claim.provider.name,
+            "attempt": claim.attempt,
+            "outcome": result.outcome.value,
+            "http_status": result.http_status,
+            "provider_message_id": result.provider_message_id or None,
+            "latency_ms": result.latency_ms,
+            "error": result.error or None,
+        },
+    )
     _update_breaker(claim.provider, result)
     return _record(claim, result)
 
@@ -87,6 +105,7 @@ def _claim(message_id: int) -> Claim | None:
     )
     if not claimed:
         return None
+    metrics.message_status(direction=message.direction, channel=message.type, status=Message.Status.SENDING)
     return Claim(message, attempt, provider, now, reconcile_pending=message.needs_reconcile)
 
 
@@ -149,7 +168,18 @@ def _outbound(message: Message) -> OutboundMessage:
 def _reconcile(claim: Claim) -> str:
     """The provider id of an earlier try that did reach the provider, or ""."""
     message = claim.message
-    candidates = claim.provider.lookup(_outbound(message), since=message.created_at)
+    started = time.monotonic()
+    try:
+        candidates = claim.provider.lookup(_outbound(message), since=message.created_at)
+    except LookupError:
+        metrics.provider_request(
+            provider=claim.provider.name, operation="lookup", outcome="error", seconds=time.monotonic() - started
+        )
+        raise
+    metrics.provider_request(
+        provider=claim.provider.name, operation="lookup", outcome="success", seconds=time.monotonic() - started
+    )
+    logger.info("provider lookup", extra={"provider": claim.provider.name, "found": len(candidates)})
     taken = set(
         Message.objects.filter(provider=claim.provider.name, provider_message_id__in=candidates)
         .exclude(pk=message.pk)
@@ -279,7 +309,24 @@ def _record(claim: Claim, result: SendResult, *, reconciled: bool = False, recon
             transaction.on_commit(
                 partial(message_enqueue, message_id=message.pk, message_type=message.type, countdown=enqueue_after)
             )
+    _count(claim, result, outcome, reconciled=reconciled)
     return outcome
+
+
+def _count(claim: Claim, result: SendResult, outcome: str, *, reconciled: bool) -> None:
+    """The metrics of one recorded try (see config/metrics.py)."""
+    message, channel = claim.message, claim.message.type
+    attempt_outcome = DeliveryAttempt.Outcome.RECONCILED if reconciled else result.outcome.value
+    metrics.DELIVERY_ATTEMPTS.labels(channel=channel, provider=claim.provider.name, outcome=attempt_outcome).inc()
+    if outcome == "late":
+        return
+    status = {"sent": Message.Status.SENT, "failed": Message.Status.FAILED, "retry": Message.Status.QUEUED}[outcome]
+    metrics.message_status(direction=message.direction, channel=channel, status=status)
+    if outcome == "retry":
+        metrics.RETRIES.labels(channel=channel, outcome=result.outcome.value).inc()
+    elif outcome == "failed":
+        reason = FailureReason.PERMANENT if result.outcome is Outcome.PERMANENT else FailureReason.EXHAUSTED
+        metrics.DEAD_LETTERS.labels(channel=channel, reason=reason).inc()
 
 
 def _record_late(message: Message, result: SendResult) -> str:

@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config import metrics
 from conversations.models import Account
 from conversations.services import ThreadedMessage, conversation_add_message
 from messaging.models import Message, MessageEvent
@@ -71,4 +72,5 @@ def message_receive(*, account: Account, received: ReceivedMessage) -> tuple[Mes
         if existing is None:
             raise
         return existing, False
+    metrics.message_status(direction=message.direction, channel=message.type, status=message.status)
     return message, True

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config import metrics
 from messaging.models import Message, MessageEvent
 from messaging.services.events import event_new, message_enqueue
 
@@ -56,6 +57,10 @@ def messages_sweep(*, limit: int = 1000) -> SweepResult:
             Message.objects.filter(id__in=[pk for pk, _ in due]).update(enqueued_at=now)
     for pk, message_type in stuck + due:
         message_enqueue(message_id=pk, message_type=message_type)
+    for _, message_type in stuck:
+        metrics.message_status(direction=Message.Direction.OUTBOUND, channel=message_type, status=Message.Status.QUEUED)
+    metrics.SWEPT.labels(kind="requeued").inc(len(due))
+    metrics.SWEPT.labels(kind="recovered").inc(len(stuck))
     if stuck or due:
         logger.info("sweep: %d requeued, %d recovered from expired leases", len(due), len(stuck))
     return SweepResult(requeued=len(due), recovered=len(stuck))
@@ -85,4 +90,7 @@ def message_replay(*, message: Message, actor: str) -> bool:
                 previous_error=message.last_error,
             ).save(force_insert=True)
             transaction.on_commit(lambda: message_enqueue(message_id=message.pk, message_type=message.type))
+    if replayed:
+        metrics.message_status(direction=message.direction, channel=message.type, status=Message.Status.QUEUED)
+        metrics.REPLAYS.labels(channel=message.type, actor=actor.split(":")[0]).inc()
     return bool(replayed)

@@ -1,5 +1,6 @@
 """Accepting an outbound message: one transaction, then a task after commit."""
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -7,11 +8,14 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from config import metrics
 from conversations.models import Account
 from conversations.selectors import account_owns_address
 from conversations.services import ThreadedMessage, conversation_add_message
 from messaging.models import Message, MessageEvent
 from messaging.services.events import event_new, message_enqueue
+
+logger = logging.getLogger(__name__)
 
 
 class SenderNotOwned(Exception):
@@ -72,4 +76,6 @@ def message_send(*, account: Account, new: NewMessage) -> Message:
         )
         event_new(message.pk, MessageEvent.Kind.STATUS, Message.Status.QUEUED, at=now).save(force_insert=True)
         transaction.on_commit(partial(message_enqueue, message_id=message.pk, message_type=message.type))
+    metrics.message_status(direction=message.direction, channel=message.type, status=message.status)
+    logger.info("message queued", extra={"message_id": message.pk, "channel": message.type, "to": message.to_address})
     return message

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config import metrics
 from messaging.models import STATUS_RANK, Message, MessageEvent, statuses_below
 from messaging.services.events import event_new
 from providers.base import StatusUpdate
@@ -63,6 +64,8 @@ def message_apply_status(*, message: Message, provider: str, update: StatusUpdat
             applied=moved,
             error_code=update.error_code or None,
         ).save(force_insert=True)
+    if moved:
+        metrics.message_status(direction=message.direction, channel=message.type, status=update.status)
     if update.status == "unknown":
         logger.warning("%s: unmapped status %r for message %s", provider, update.provider_status, message.pk)
     return moved

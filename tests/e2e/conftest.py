@@ -3,8 +3,10 @@ the test database, and the live server serving both our API and the provider san
 over HTTP. Nothing here is mocked: messages go API -> broker -> worker -> HTTP ->
 sandbox -> signed callback -> webhook."""
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,6 +106,17 @@ class Worker:
             time.sleep(0.2)
         return self
 
+    def terminate(self, timeout: float = 60) -> int:
+        """As `docker stop` or systemd do: SIGTERM to the main process only (a warm
+        shutdown); returns its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def records(self) -> list[dict]:
+        """Its log lines, when it logs JSON (LOG_FORMAT=json)."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
     def kill(self) -> None:
         """As if the machine died: SIGKILL to the worker and every pool process."""
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -136,6 +149,12 @@ def worker(e2e):
     worker = Worker(e2e.url).start()
     yield worker
     worker.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def post(live_server, path: str, payload: dict) -> dict:

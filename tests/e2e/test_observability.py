@@ -1,0 +1,109 @@
+"""What operators see while real processes deliver: /metrics on the web and on the
+worker's own exporter move, and one request id follows a send from the API request to
+the provider call in the worker's logs."""
+
+import json
+
+import pytest
+import requests
+
+from tests.e2e.conftest import Worker, free_port, post, wait_final
+from tests.messaging.test_send_api import EMAIL, SMS
+from tests.metrics_helpers import scrape, value
+
+pytestmark = pytest.mark.e2e
+
+
+def test_web_and_worker_metrics_move_during_delivery(e2e):
+    port = free_port()
+    worker = Worker(e2e.url, METRICS_PORT=str(port), METRICS_ADDR="127.0.0.1").start()
+    web_url, worker_url = f"{e2e.url}/metrics", f"http://127.0.0.1:{port}/metrics"
+    try:
+        web_before, worker_before = scrape(web_url), scrape(worker_url)
+        ids = [
+            post(e2e, "/api/messages/sms", SMS)["id"],
+            post(e2e, "/api/messages/sms", SMS | {"to": "+15005550003"})["id"],  # two 429s, then accepted
+            post(e2e, "/api/messages/email", EMAIL)["id"],
+        ]
+        messages = wait_final(ids, timeout=60)
+        web_after, worker_after = scrape(web_url), scrape(worker_url)
+    finally:
+        worker.stop()
+
+    assert {m.status for m in messages.values()} == {"delivered"}
+
+    def moved(before, after, name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    # Counted in the worker's pool processes, served by the worker's own exporter...
+    on_worker = {
+        "sends": moved(worker_before, worker_after, "provider_requests_total", operation="send"),
+        "rate limited": moved(
+            worker_before, worker_after, "provider_requests_total", provider="twilio", outcome="transient"
+        ),
+        "latencies": moved(worker_before, worker_after, "provider_request_duration_seconds_count"),
+        "attempts": moved(worker_before, worker_after, "delivery_attempts_total"),
+        "retries": moved(worker_before, worker_after, "message_retries_total", channel="sms"),
+        "sent": moved(worker_before, worker_after, "messages_total", direction="outbound", status="sent"),
+        "dispatch tasks": moved(
+            worker_before, worker_after, "celery_tasks_total", task="messaging.tasks.message_dispatch", state="SUCCESS"
+        ),
+    }
+    assert on_worker == {
+        "sends": 5,
+        "rate limited": 2,
+        "latencies": 5,
+        "attempts": 5,
+        "retries": 2,
+        "sent": 3,
+        "dispatch tasks": 5,
+    }
+    # ...and by the web's /metrics, which sums every process of this machine.
+    assert moved(web_before, web_after, "provider_requests_total", operation="send") == 5
+    assert moved(web_before, web_after, "messages_total", direction="outbound", status="queued") == 3 + 2
+    assert moved(web_before, web_after, "messages_total", direction="outbound", status="delivered") == 3
+    assert moved(web_before, web_after, "webhook_events_total", kind="status", outcome="processed") >= 3
+    assert moved(web_before, web_after, "django_http_responses_total_by_status_total", status="202") >= 3
+    assert value(worker_after, "queue_depth", queue="sms") >= 0  # the worker reads the state gauges too
+    assert value(worker_after, "metrics_source_up", source="broker") == 1
+
+
+def test_one_send_is_followed_from_request_to_provider_by_its_request_id(e2e, json_logs):
+    worker = Worker(e2e.url, LOG_FORMAT="json").start()
+    try:
+        response = requests.post(
+            f"{e2e.url}/api/messages/sms", json=SMS, headers={"X-Request-ID": "follow-me-1"}, timeout=10
+        )
+        message_id = response.json()["id"]
+        wait_final([message_id], timeout=30)
+    finally:
+        worker.stop()
+
+    web = [line for line in json_logs() if line.get("request_id") == "follow-me-1"]
+    worker_lines = worker.records()
+    followed = [line for line in worker_lines if line.get("request_id") == "follow-me-1"]
+
+    assert response.headers["X-Request-ID"] == "follow-me-1"
+    assert any(
+        (line["event"], line.get("method"), line.get("path"), line.get("status"))
+        == ("request", "POST", "/api/messages/sms", 202)
+        for line in web
+    )
+    assert any(line["event"] == "message queued" and line["message_id"] == message_id for line in web)
+    task = next(line for line in followed if line["event"] == "task")
+    assert (task["task"], task["state"], task["message_id"], task["result"]) == (
+        "messaging.tasks.message_dispatch",
+        "SUCCESS",
+        message_id,
+        "sent",
+    )
+    call = next(line for line in followed if line["event"] == "provider send")
+    assert (call["provider"], call["outcome"], call["message_id"], call["http_status"]) == (
+        "twilio",
+        "success",
+        message_id,
+        201,
+    )
+    everything = json.dumps(web) + worker.log.read_text()
+    assert SMS["to"] not in everything and SMS["from"] not in everything  # numbers masked
+    assert "+1804****234" in everything
