@@ -2,12 +2,13 @@
 fan-out task per queue instead of one publish per message on the request path."""
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
 
+from config import metrics
 from config.celery import app as celery_app
 from conversations.addresses import participant_pair
 from conversations.models import Account
@@ -40,6 +41,10 @@ def messages_send_batch(*, account: Account, batch: list[NewMessage]) -> list[Me
             batch_size=FAN_OUT_CHUNK,
         )
         transaction.on_commit(partial(_fan_out, [(m.pk, m.type) for m in messages]))
+    for message_type, count in Counter(m.type for m in messages).items():
+        metrics.message_status(
+            direction=Message.Direction.OUTBOUND, channel=message_type, status=Message.Status.QUEUED, count=count
+        )
     return messages
 
 
