@@ -111,6 +111,7 @@ def logging_config(*, log_format: str, level: str) -> dict:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
+            "environ": {"level": "WARNING"},  # "no .env file" is the normal case
             # Our request line replaces Django's own "Not Found: /x" warnings.
             "django.request": {"level": "ERROR"},
             "django.server": {"level": "WARNING"},
