@@ -1,6 +1,10 @@
 import io
 import json
 import logging
+import os
+import re
+import time
+from pathlib import Path
 
 import pytest
 import responses
@@ -10,6 +14,29 @@ from rest_framework.test import APIClient
 from config.logs import formatter_for
 from providers import registry
 from tests.sandbox_harness import InProcessSandbox
+
+
+def pytest_sessionstart(session):
+    """Forget the Prometheus files of test processes that ended a while ago (workers,
+    servers of earlier runs), so scrapes do not slow down run after run. Production never
+    does this: there a dead process's counts stay in the sums until the next start."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if not folder.name or not folder.is_dir():
+        return
+    for path in folder.glob("*.db"):
+        pid = re.search(r"_(\d+)\.db$", path.name)
+        if pid and not _alive(int(pid[1])) and time.time() - path.stat().st_mtime > 600:
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(autouse=True)
