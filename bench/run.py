@@ -11,7 +11,8 @@ to compare, "prefork:2,prefork:8,threads:16,threads:32,gevent:32,gevent:64"),
 BENCH_DRAIN_MESSAGES (3000), BENCH_DRAIN_SECONDS (20), BENCH_PG
 (postgres://postgres@127.0.0.1:5432), BENCH_DB (bench), BENCH_REDIS
 (redis://127.0.0.1:6379), BENCH_REDIS_DBS ("10,11": cache, broker), BENCH_LATENCY_MS
-(100), BENCH_OUTPUT (docs/performance.md; "-" prints only), BENCH_ONLY (a subset of the phases
+(100), BENCH_OUTPUT (docs/performance.md; "-" prints only), BENCH_PROFILE (1: py-spy profiles of
+a web worker at each run and of the worker while draining, in var/bench/), BENCH_ONLY (a subset of the phases
 pgbench,ceiling,send,webhook,read,drain,e2e,stored).
 """
 
@@ -323,6 +324,26 @@ class Bench:
             self.app_env(**extra),
         )
 
+    # -- profiles (BENCH_PROFILE=1) --
+
+    def profile(self, name: str, leader: str, seconds: int) -> subprocess.Popen | None:
+        """py-spy on one child of a running leader (a gunicorn worker, a Celery pool
+        process) or the leader itself; a flame graph and the top frames in var/bench/."""
+        spy = BIN / "py-spy"
+        if not os.environ.get("BENCH_PROFILE") or not spy.exists() or leader not in self.procs.running:
+            return None
+        pid = self.procs.running[leader].pid
+        children = run(["pgrep", "-P", str(pid)], check=False).split()
+        target = children[0] if children else str(pid)
+        command = [str(spy), "record", "-p", target, "-d", str(seconds), "-r", "200", "--nonblocking"]
+        if leader == "worker":
+            command.append("--threads")
+        return subprocess.Popen(
+            [*command, "-f", "raw", "-o", str(OUT / f"profile-{name}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     # -- measuring --
 
     def wrk(self, script: str, connections: int, duration: int, **env) -> dict:
@@ -383,7 +404,10 @@ class Bench:
                 env["BENCH_REQUESTS"] = self.signed_webhooks(connections)
             time.sleep(1)  # requests a previous run left in flight are answered
             before, depth = self.count(), self.broker_depth()
+            spy = self.profile(f"{label}-{connections}", "web", max(self.c.duration - 2, 1))
             result = self.wrk(script, connections, self.c.duration, **env)
+            if spy:
+                spy.wait(timeout=30)
             time.sleep(1)
             result["stored"] = self.count() - before
             result["published"] = self.broker_depth() - depth
@@ -497,6 +521,8 @@ class Bench:
         first, last = (int(x) for x in out.split())
         started = time.monotonic()
         self.start_worker(pool, concurrency)
+        time.sleep(3)
+        spy = self.profile(f"drain-{pool}-{concurrency}", "worker", 10)
         deadline = started + self.c.drain_seconds + 10
         where = f"WHERE id BETWEEN {first} AND {last}"
         while time.monotonic() < deadline:
@@ -508,6 +534,8 @@ class Bench:
             first_sent = self.sql(f"SELECT min(sent_at) FROM messaging_message {where}")[0][0]
             if first_sent and (datetime.now(UTC) - first_sent).total_seconds() > self.c.drain_seconds:
                 break
+        if spy:
+            spy.wait(timeout=30)
         self.procs.stop("worker")
         sent, first_at, last_at, failed = self.sql(
             f"SELECT count(sent_at), min(sent_at), max(sent_at), count(*) FILTER (WHERE status = 'failed') "

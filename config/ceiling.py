@@ -1,8 +1,8 @@
 """The benchmark's ceiling: the least a DRF POST can do in this server.
 
 Mounted only when BENCH_CEILING=true (`make bench` sets it). It parses JSON, validates a
-serializer shaped like a send and answers 200: no authentication, no database, no
-broker. Our own endpoints are reported as a fraction of what this one does.
+serializer shaped like a send and answers 200: no authentication, no rate limit, no
+database, no broker. Our own endpoints are reported as a fraction of what this one does.
 """
 
 from drf_spectacular.utils import extend_schema
@@ -27,6 +27,7 @@ class CeilingSerializer(serializers.Serializer):
 class CeilingApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = []
 
     def post(self, request):
         serializer = CeilingSerializer(data=request.data)
