@@ -163,13 +163,13 @@ def post(live_server, path: str, payload: dict) -> dict:
     return response.json()
 
 
-def wait_final(ids: list[int], timeout: float = 60, sweep: bool = False) -> dict[int, Message]:
-    """Wait until every message reaches a final status (running the sweep, as beat would,
-    when asked). Fails with the stragglers' states on timeout."""
+def wait_final(ids: list[int], timeout: float = 60, sweep: bool = False, settled=FINAL_STATUSES) -> dict[int, Message]:
+    """Wait until every message reaches a final status, or one of `settled` (running the
+    sweep, as beat would, when asked). Fails with the stragglers' states on timeout."""
     deadline = time.monotonic() + timeout
     while True:
         messages = {m.pk: m for m in Message.objects.filter(pk__in=ids)}
-        waiting = [m for m in messages.values() if m.status not in FINAL_STATUSES]
+        waiting = [m for m in messages.values() if m.status not in settled]
         if not waiting:
             return messages
         if time.monotonic() > deadline:
