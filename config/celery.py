@@ -43,8 +43,9 @@ def _carry_request_id(headers: dict | None = None, **kwargs) -> None:
 
 @signals.task_prerun.connect
 def _task_started(task_id: str, task, **kwargs) -> None:
-    _close_old_connections()
-    structlog.contextvars.clear_contextvars()
+    if not task.request.is_eager:  # an eager task runs in its caller's context and transaction
+        _close_old_connections()
+        structlog.contextvars.clear_contextvars()
     context = {"task": task.name, "task_id": task_id}
     if request_id := task.request.get(REQUEST_ID_HEADER):
         context["request_id"] = request_id
@@ -62,8 +63,11 @@ def _task_finished(task_id: str, task, retval=None, state: str = "", **kwargs) -
     result = retval if isinstance(retval, str | int | float | dict | type(None)) else type(retval).__name__
     log = task_log.info if state == "SUCCESS" else task_log.warning
     log("task", state=state, duration_ms=round(seconds * 1000, 1), retries=task.request.retries, result=result)
-    structlog.contextvars.clear_contextvars()
-    _close_old_connections()
+    if task.request.is_eager:
+        structlog.contextvars.unbind_contextvars("task", "task_id", "message_id")
+    else:
+        structlog.contextvars.clear_contextvars()
+        _close_old_connections()
 
 
 def _close_old_connections() -> None:

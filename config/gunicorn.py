@@ -29,7 +29,7 @@ logconfig_dict = logging_config(
 )
 logconfig_dict["loggers"] |= {
     "gunicorn.error": {"level": "INFO", "propagate": True},
-    "gunicorn.access": {"level": "INFO", "propagate": True},
+    "gunicorn.access": {"level": "INFO" if accesslog else "WARNING", "propagate": True},
 }
 
 # The workers' Prometheus files (settings would choose the same folder; it is set here so

@@ -71,3 +71,18 @@ def test_console_format_is_one_readable_line():
     line = formatter_for("console").format(record)
 
     assert "sent to +1201****234" in line and "\n" not in line
+
+
+def test_a_task_run_in_place_logs_one_line_and_keeps_its_callers_request_id(db, json_logs):
+    from messaging.tasks import messages_sweep
+
+    structlog.contextvars.bind_contextvars(request_id="outer-1")
+    try:
+        messages_sweep.apply()
+        after = structlog.contextvars.get_contextvars()
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+    (task,) = [line for line in json_logs() if line["event"] == "task"]
+    assert (task["task"], task["state"], task["request_id"]) == ("messaging.tasks.messages_sweep", "SUCCESS", "outer-1")
+    assert after == {"request_id": "outer-1"}

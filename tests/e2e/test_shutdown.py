@@ -103,9 +103,9 @@ def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            if requests.get(url, timeout=1).status_code == 200:
+            if requests.get(url, timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
