@@ -528,6 +528,9 @@ class Bench:
         while time.monotonic() < deadline:
             if self.count(f"{where} AND status IN ('queued', 'sending')") == 0:
                 break
+            if self.procs.running["worker"].poll() is not None:
+                log(f"the {pool} worker exited; see {OUT / 'worker.log'}")
+                break
             time.sleep(0.25)
             # Time from the first message sent, so the worker's start-up is not counted;
             # stop after drain_seconds of sending.
