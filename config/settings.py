@@ -294,6 +294,10 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 ALLOW_UNSIGNED_WEBHOOKS = not IS_PRODUCTION
 ALLOW_ANONYMOUS_API = not IS_PRODUCTION
 
+# API keys and sender owners are remembered this long by each process (0: never), so a
+# revocation or a sender change reaches every other process within these seconds.
+AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=5.0)
+
 # --- Rate limits (config/ratelimit.py) ------------------------------------------------
 # Requests per window per API key (per client IP without a key), the same across all
 # web processes. Webhooks come from a few provider addresses, so theirs is wider.

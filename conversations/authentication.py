@@ -50,6 +50,7 @@ def _touch(key: ApiKey) -> None:
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now  # the remembered copy too (conversations/selectors.py)
 
 
 class HasAccount(permissions.BasePermission):

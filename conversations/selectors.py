@@ -1,5 +1,7 @@
 """Reads worth naming: which account a key or an address belongs to, and conversations."""
 
+import time
+
 from django.conf import settings
 from django.db.models import QuerySet
 
@@ -12,8 +14,39 @@ def account_development() -> Account:
     return account
 
 
+# Every API request reads its key and every send its sender's owner: rows that change
+# rarely. Each process remembers them for AUTH_CACHE_SECONDS, which took about a third
+# of a send's time off (docs/performance.md). The services that change them forget at
+# once in their own process; other processes see the change within that many seconds.
+_recent: dict[tuple, tuple[float, object]] = {}
+_RECENT_MAX = 50_000
+
+
+def _remembered(key: tuple, load):
+    seconds = settings.AUTH_CACHE_SECONDS
+    if seconds <= 0:
+        return load()
+    now = time.monotonic()
+    hit = _recent.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    value = load()
+    if len(_recent) >= _RECENT_MAX:
+        _recent.clear()
+    _recent[key] = (now + seconds, value)
+    return value
+
+
+def recent_reads_forget() -> None:
+    """Drop what this process remembers of keys and senders (they just changed)."""
+    _recent.clear()
+
+
 def api_key_active(*, key_hash: str) -> ApiKey | None:
-    return ApiKey.objects.select_related("account").filter(key_hash=key_hash, revoked_at__isnull=True).first()
+    return _remembered(
+        ("key", key_hash),
+        lambda: ApiKey.objects.select_related("account").filter(key_hash=key_hash, revoked_at__isnull=True).first(),
+    )
 
 
 def account_for_address(*, address: str) -> Account | None:
@@ -32,8 +65,11 @@ def account_for_address(*, address: str) -> Account | None:
 
 
 def account_owns_address(*, account: Account, address: str) -> bool:
-    owner = account_for_address(address=address)
-    return owner is not None and owner.pk == account.pk
+    def owner_id():
+        owner = account_for_address(address=address)
+        return owner.pk if owner is not None else None
+
+    return _remembered(("owner", address), owner_id) == account.pk
 
 
 def conversation_list(*, account: Account) -> QuerySet[Conversation]:

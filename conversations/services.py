@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations.addresses import AddressKind, address_kind, participant_pair
 from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
+from conversations.selectors import recent_reads_forget
 
 API_KEY_PREFIX = "sk_"
 
@@ -27,6 +28,7 @@ def api_key_create(*, account: Account, name: str = "") -> tuple[ApiKey, str]:
 
 def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    recent_reads_forget()  # an UPDATE sends no post_save
 
 
 def account_create(*, name: str, senders: list[str] = ()) -> Account:

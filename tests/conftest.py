@@ -12,6 +12,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from config.logs import formatter_for
+from conversations.selectors import recent_reads_forget
 from providers import registry
 from tests.sandbox_harness import InProcessSandbox
 
@@ -41,11 +42,14 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate limits, breakers and sandbox counters start from nothing in every test."""
+    """Rate limits, breakers, sandbox counters and remembered keys and senders start
+    from nothing in every test."""
     cache.clear()
     registry.reset()
+    recent_reads_forget()
     yield
     registry.reset()
+    recent_reads_forget()
 
 
 @pytest.fixture

@@ -2,13 +2,15 @@
 own; another account's ids answer exactly like ids that do not exist."""
 
 import io
+import time
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from conversations.models import ApiKey, Conversation
-from conversations.services import account_create, api_key_create, api_key_hash, api_key_revoke
+from conversations.services import account_create, api_key_create, api_key_hash, api_key_revoke, sender_add
 from messaging.models import Message
 from webhooks.models import WebhookEvent
 
@@ -190,3 +192,22 @@ def test_create_api_key_prints_a_working_key_once(acme):
     client.credentials(HTTP_AUTHORIZATION=header)
     assert client.get("/api/conversations").status_code == 200
     assert header.split()[-1] not in err.getvalue()
+
+
+def test_a_key_revoked_in_another_process_is_refused_within_the_cache_time(acme, settings):
+    settings.AUTH_CACHE_SECONDS = 0.2
+    assert acme.client.get("/api/conversations").status_code == 200
+
+    ApiKey.objects.filter(pk=acme.key.pk).update(revoked_at=timezone.now())  # as another process would
+    assert acme.client.get("/api/conversations").status_code == 200  # remembered here, for now
+    time.sleep(0.25)
+
+    assert acme.client.get("/api/conversations").status_code == 401
+
+
+def test_a_sender_given_to_an_account_can_be_used_at_once(acme, globex):
+    assert acme.send_sms(**{"from": "+12015550303"}).status_code == 403
+
+    sender_add(account=acme.account, address="+12015550303")
+
+    assert acme.send_sms(**{"from": "+12015550303"}).status_code == 202
