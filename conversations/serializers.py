@@ -23,4 +23,13 @@ class ConversationSerializer(serializers.ModelSerializer):
     def get_last_message(self, conversation: Conversation) -> dict | None:
         if conversation.last_message_at is None:
             return None
-        return LastMessageSerializer(conversation).data
+        # Built directly: a nested serializer per row cost most of a list page's time.
+        return {
+            "at": _DATETIME.to_representation(conversation.last_message_at),
+            "preview": conversation.last_message_preview,
+            "direction": conversation.last_message_direction,
+            "type": conversation.last_message_type,
+        }
+
+
+_DATETIME = serializers.DateTimeField()

@@ -111,8 +111,46 @@ def conversation_add_message(*, message: ThreadedMessage) -> int:
     return conversation_id
 
 
+# The same in one statement on PostgreSQL: find the address's contact or make one, and
+# point the conversation at it. If another transaction links the address first (not yet
+# visible here), ON CONFLICT leaves `linked` empty: the Python path below settles it.
+_LINK_CONTACT_SQL = """
+WITH found AS (
+    SELECT contact_id FROM conversations_contactaddress WHERE account_id = %(account)s AND address = %(address)s
+), made AS (
+    INSERT INTO conversations_contact (account_id, name, created_at)
+    SELECT %(account)s, '', %(now)s WHERE NOT EXISTS (SELECT 1 FROM found)
+    RETURNING id
+), linked AS (
+    INSERT INTO conversations_contactaddress (account_id, contact_id, address)
+    SELECT %(account)s, id, %(address)s FROM made
+    ON CONFLICT (account_id, address) DO NOTHING
+    RETURNING contact_id
+), pointed AS (
+    UPDATE conversations_conversation
+    SET contact_id = COALESCE((SELECT contact_id FROM found), (SELECT contact_id FROM linked))
+    WHERE id = %(conversation)s
+    RETURNING contact_id
+)
+SELECT (SELECT contact_id FROM pointed), (SELECT id FROM made)
+"""
+
+
 def _conversation_link_contact(*, conversation_id: int, account_id: int, address: str) -> None:
     """A new conversation points at the contact behind its other address (made if new)."""
+    if connection.vendor == "postgresql":
+        params = {"account": account_id, "address": address, "now": timezone.now(), "conversation": conversation_id}
+        with connection.cursor() as cursor:
+            cursor.execute(_LINK_CONTACT_SQL, params)
+            contact_id, made_id = cursor.fetchone()
+        if contact_id is not None:
+            return
+        if made_id is not None:
+            Contact.objects.filter(pk=made_id).delete()  # lost the race: not needed
+    _conversation_link_contact_portable(conversation_id=conversation_id, account_id=account_id, address=address)
+
+
+def _conversation_link_contact_portable(*, conversation_id: int, account_id: int, address: str) -> None:
     contact_id = (
         ContactAddress.objects.filter(account_id=account_id, address=address)
         .values_list("contact_id", flat=True)

@@ -111,3 +111,13 @@ def test_simultaneous_first_messages_make_one_conversation():
     assert Conversation.objects.count() == 1
     assert Conversation.objects.get().message_count == 8
     assert Message.objects.count() == 8
+
+
+def test_two_threads_with_one_contact_address_share_the_contact(api):
+    first = api.post("/api/messages/sms", SMS, format="json").json()
+    second = api.post("/api/messages/sms", SMS | {"from": "+12016669999"}, format="json").json()
+
+    conversations = Conversation.objects.in_bulk([first["conversation_id"], second["conversation_id"]])
+    assert len(conversations) == 2
+    assert len({c.contact_id for c in conversations.values()}) == 1
+    assert None not in {c.contact_id for c in conversations.values()}

@@ -36,3 +36,28 @@ def test_another_accounts_message_is_a_404(api):
 
     assert response.status_code == 404
     assert response.json() == {"error": {"code": "not_found", "message": "No such message."}}
+
+
+def test_the_written_out_representation_is_what_drf_would_give(api, sandbox):
+    from rest_framework import serializers as drf
+
+    from messaging.models import Message
+    from messaging.serializers import MessageDetailSerializer, MessageSerializer
+
+    ids = [
+        api.post("/api/messages/sms", SMS | {"to": to}, format="json").json()["id"]
+        for to in ("+15005550001", "+15005550003")
+    ]
+    ids.append(
+        api.post(
+            "/api/messages/sms", SMS | {"type": "mms", "attachments": ["https://e.com/a.png"]}, format="json"
+        ).json()["id"]
+    )
+    for message_id in ids:
+        sandbox.drain(message_id)
+
+    for message in Message.objects.filter(pk__in=ids):
+        for serializer in (MessageSerializer(message), MessageDetailSerializer(message)):
+            generic = drf.ModelSerializer.to_representation(serializer, message)
+            assert serializer.data == generic
+            assert list(serializer.data) == list(generic)

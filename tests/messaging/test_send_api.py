@@ -3,6 +3,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conversations.models import Conversation
+from conversations.services import account_create, api_key_create
 from messaging.models import Message, MessageEvent
 
 SMS = {
@@ -123,3 +124,32 @@ def test_first_message_creates_the_conversation_and_its_contact(api):
     assert conversation.message_count == 1
     assert conversation.contact is not None
     assert list(conversation.contact.addresses.values_list("address", flat=True)) == ["+18045551234"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement reply path is PostgreSQL's")
+def test_a_reply_in_an_existing_conversation_is_one_statement(api):
+    account = account_create(name="acme", senders=[SMS["from"]])
+    _, raw_key = api_key_create(account=account)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    api.post("/api/messages/sms", SMS, format="json")  # the key and sender are remembered from here on
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/messages/sms", SMS, format="json")
+
+    assert response.status_code == 202
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]
+
+
+@pytest.mark.parametrize("payload", [MMS, EMAIL], ids=["mms", "email"])
+def test_a_reply_is_stored_exactly_as_a_first_message(api, payload):
+    path = "/api/messages/email" if payload is EMAIL else "/api/messages/sms"
+    first = api.post(path, payload, format="json").json()
+    reply = api.post(path, payload, format="json").json()
+
+    assert reply["conversation_id"] == first["conversation_id"]
+    skip = {"id", "created_at", "updated_at", "next_attempt_at", "enqueued_at"}
+    stored = [{k: v for k, v in row.items() if k not in skip} for row in Message.objects.order_by("id").values()]
+    assert stored[0] == stored[1]
+    events = api.get(f"/api/messages/{reply['id']}").json()["events"]
+    assert [(e["kind"], e["status"], e["detail"]) for e in events] == [("status", "queued", {})]
+    assert Conversation.objects.get().message_count == 2
