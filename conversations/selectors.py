@@ -15,9 +15,9 @@ def account_development() -> Account:
 
 
 # Every API request reads its key and every send its sender's owner: rows that change
-# rarely. Each process remembers them for AUTH_CACHE_SECONDS, which took about a third
-# of a send's time off (docs/performance.md). The services that change them forget at
-# once in their own process; other processes see the change within that many seconds.
+# rarely, and whose two lookups were a third of a send's profile (docs/performance.md).
+# Each process remembers them for AUTH_CACHE_SECONDS. A change forgets them at once in
+# the process that made it; other processes see it within that many seconds.
 _recent: dict[tuple, tuple[float, object]] = {}
 _RECENT_MAX = 50_000
 
