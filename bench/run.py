@@ -13,7 +13,7 @@ BENCH_DRAIN_MESSAGES (3000), BENCH_DRAIN_SECONDS (20), BENCH_PG
 (redis://127.0.0.1:6379), BENCH_REDIS_DBS ("10,11": cache, broker), BENCH_LATENCY_MS
 (100), BENCH_OUTPUT (docs/performance.md; "-" prints only), BENCH_PROFILE (1: py-spy profiles of
 a web worker at each run and of the worker while draining, in var/bench/), BENCH_ONLY (a subset of the phases
-pgbench,ceiling,send,webhook,read,drain,e2e,stored).
+pgbench,ceiling,send,batch,webhook,read,drain,e2e,stored).
 """
 
 import contextlib
@@ -44,6 +44,8 @@ SENDER = "+12025550123"
 ACCOUNT = "bench"
 WEBHOOK_SECRET = "bench-webhook-secret"  # noqa: S105
 RECIPIENTS = 10_000
+BATCH_SIZE = 1000
+BATCH_CONNECTIONS = (2, 4)
 QUEUES = "sms,mms,email"
 
 
@@ -78,7 +80,7 @@ class Config:
     only: set[str] = field(
         default_factory=lambda: (
             set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
-            or {"pgbench", "ceiling", "send", "webhook", "read", "drain", "e2e", "stored"}
+            or {"pgbench", "ceiling", "send", "batch", "webhook", "read", "drain", "e2e", "stored"}
         )
     )
     threads: int = 2  # wrk threads: one per core here
@@ -393,13 +395,13 @@ class Bench:
             self.broker.llen(key) for key in self.broker.scan_iter(match="sms*") if self.broker.type(key) == b"list"
         )
 
-    def load(self, label: str, script: str, **env) -> list[dict]:
+    def load(self, label: str, script: str, connection_counts=None, **env) -> list[dict]:
         """A warm-up, then one run per connection count."""
         if script == "webhook.lua":
             env["BENCH_REQUESTS"] = self.signed_webhooks(0)
-        self.wrk(script, 16, self.c.warmup, **env)
+        self.wrk(script, (connection_counts or [16])[0], self.c.warmup, **env)
         runs = []
-        for connections in self.c.connections:
+        for connections in connection_counts or self.c.connections:
             if script == "webhook.lua":
                 env["BENCH_REQUESTS"] = self.signed_webhooks(connections)
             time.sleep(1)  # requests a previous run left in flight are answered
@@ -617,6 +619,9 @@ class Bench:
             self.load("ceiling", "ceiling.lua")
         if "send" in only:
             self.load("send", "send.lua")
+        if "batch" in only:
+            # 1,000 messages a request: a few connections keep the web busy.
+            self.load("batch", "batch.lua", connection_counts=BATCH_CONNECTIONS, BENCH_BATCH_SIZE=str(BATCH_SIZE))
         if "webhook" in only:
             self.load("webhook", "webhook.lua")
         if "read" in only:
@@ -747,6 +752,7 @@ def render(results: dict, config: Config) -> str:
     names = {
         "ceiling": "ceiling: bare DRF POST (`/bench/ceiling`)",
         "send": "`POST /api/messages/sms`",
+        "batch": f"`POST /api/messages/batch` ({BATCH_SIZE:,} messages per request)",
         "webhook": "`POST /api/webhooks/sms` (signed)",
         "read": "`GET /api/conversations/{id}/messages` (50 per page)",
         "send_1m": "`POST /api/messages/sms`, 1M stored",
@@ -769,12 +775,17 @@ def render(results: dict, config: Config) -> str:
             )
     lines += ["", "Writes, checked in the database and the broker after each run:", ""]
     lines += ["| what | conns | accepted | rows stored | tasks published |", "|---|---:|---:|---:|---:|"]
-    for key in ("send", "webhook", "send_1m", "webhook_1m"):
+    for key in ("send", "batch", "webhook", "send_1m", "webhook_1m"):
         for r in runs.get(key, []):
             lines.append(
                 f"| {names[key]} | {r['connections']} | {r['requests'] - r['failed']} | {r['stored']} | "
                 f"{r['published']} |"
             )
+    for r in runs.get("batch", []):
+        lines.append(
+            f"\nBulk at {r['connections']} connections: {r['ok_per_s'] * BATCH_SIZE:,.0f} messages/s accepted "
+            f"({r['ok_per_s']} requests/s of {BATCH_SIZE:,}; p50 {r['p50_ms']:.0f} ms a request)."
+        )
     empty = {(k, r["connections"]): r for k in ("send", "webhook", "read") for r in runs.get(k, [])}
     if any(k.endswith("_1m") for k in runs):
         lines += [

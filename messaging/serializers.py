@@ -27,8 +27,8 @@ class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
     def validate(self, data):
         return check_phone_message(data)
 
-    def new_message(self) -> NewMessage:
-        data = self.validated_data
+    def new_message(self, data: dict | None = None) -> NewMessage:
+        data = self.validated_data if data is None else data
         return NewMessage(
             type=data["type"],
             from_address=data["from"],
@@ -50,8 +50,8 @@ class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
     def validate(self, data):
         return check_email_message(data)
 
-    def new_message(self) -> NewMessage:
-        data = self.validated_data
+    def new_message(self, data: dict | None = None) -> NewMessage:
+        data = self.validated_data if data is None else data
         return NewMessage(
             type="email",
             from_address=data["from"],
@@ -81,27 +81,30 @@ class BatchSendSerializer(serializers.Serializer):
     )
 
     def new_messages(self) -> list[NewMessage | dict]:
-        """Each item as a NewMessage, or the error fields that refuse it."""
-        return [_batch_item(item) for item in self.validated_data["messages"]]
+        """Each item as a NewMessage, or the error fields that refuse it. One serializer
+        per type validates every item, as a list serializer does: building one per item
+        (its fields deep-copied) was half of a batch's time."""
+        validators = {"sms": SmsSendSerializer(), "email": EmailSendSerializer()}
+        return [_batch_item(item, validators) for item in self.validated_data["messages"]]
 
 
 class BatchSendDocumentation(serializers.Serializer):
     messages = BatchItemSerializer(many=True, help_text=f"1 to {settings.BATCH_MAX_MESSAGES} messages.")
 
 
-def _batch_item(item) -> NewMessage | dict:
+def _batch_item(item, validators: dict) -> NewMessage | dict:
     if not isinstance(item, dict):
         return {"non_field_errors": ["Each message must be a JSON object."]}
     kind = item.get("type")
     if kind not in ("sms", "mms", "email"):
         return {"type": ["Must be sms, mms or email."]}
-    if kind == "email":
-        serializer = EmailSendSerializer(data={k: v for k, v in item.items() if k != "type"})
-    else:
-        serializer = SmsSendSerializer(data=item)
-    if not serializer.is_valid():
-        return serializer.errors
-    return serializer.new_message()
+    serializer = validators["email" if kind == "email" else "sms"]
+    payload = {k: v for k, v in item.items() if k != "type"} if kind == "email" else item
+    try:
+        data = serializer.run_validation(payload)
+    except serializers.ValidationError as exc:
+        return exc.detail
+    return serializer.new_message(data)
 
 
 class BatchResultSerializer(serializers.Serializer):
