@@ -6,11 +6,14 @@ from messaging.models import Message
 from providers.breaker import BreakerState, CircuitBreaker
 from tests.messaging.test_send_api import SMS
 
+COOLDOWN = 1.0
+
 
 @pytest.fixture
 def fast_breaker(settings):
     settings.BREAKER_FAILURE_THRESHOLD = 3
-    settings.BREAKER_COOLDOWN_SECONDS = 0.3
+    # Long enough that draining a few messages on a loaded machine stays inside it.
+    settings.BREAKER_COOLDOWN_SECONDS = COOLDOWN
     return CircuitBreaker("twilio")
 
 
@@ -28,7 +31,7 @@ def test_opens_after_repeated_failures(fast_breaker):
 def test_half_open_lets_one_trial_through_then_closes_on_success(fast_breaker):
     for _ in range(3):
         fast_breaker.record_failure()
-    time.sleep(0.35)
+    time.sleep(COOLDOWN + 0.05)
 
     assert fast_breaker.state() is BreakerState.HALF_OPEN
     assert fast_breaker.allow()
@@ -41,7 +44,7 @@ def test_half_open_lets_one_trial_through_then_closes_on_success(fast_breaker):
 def test_failed_trial_opens_it_again(fast_breaker):
     for _ in range(3):
         fast_breaker.record_failure()
-    time.sleep(0.35)
+    time.sleep(COOLDOWN + 0.05)
     assert fast_breaker.allow()
 
     fast_breaker.record_failure()
@@ -78,7 +81,7 @@ def test_dispatch_fails_over_while_the_primary_is_open_and_returns_after(api, sa
     assert fast_breaker.state() is BreakerState.OPEN
 
     _down(sandbox, "twilio", down=False)
-    time.sleep(0.35)
+    time.sleep(COOLDOWN + 0.05)
     first = sandbox.drain(first.pk)
 
     assert first.status == "delivered"
