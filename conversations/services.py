@@ -65,7 +65,7 @@ class ThreadedMessage:
 # Count the message in its conversation. The UPDATE finds an existing thread in one
 # statement; only a first message runs the INSERT (so ids come without sequence gaps),
 # and its ON CONFLICT settles the race of two first messages: one conversation.
-_BUMP_SQL = """
+CONVERSATION_BUMP_SQL = """
 UPDATE conversations_conversation SET
     message_count = message_count + 1,
     last_message_at = %s,
@@ -98,7 +98,7 @@ def conversation_add_message(*, message: ThreadedMessage) -> int:
     channel = Conversation.Channel.PHONE if kind is AddressKind.PHONE else Conversation.Channel.EMAIL
     last = [message.at, message.preview[:160], message.direction, message.type]
     with connection.cursor() as cursor:
-        cursor.execute(_BUMP_SQL, [*last, message.account_id, a, b])
+        cursor.execute(CONVERSATION_BUMP_SQL, [*last, message.account_id, a, b])
         row = cursor.fetchone()
         if row is None:
             cursor.execute(_CREATE_SQL, [message.account_id, channel, a, b, *last, message.at])

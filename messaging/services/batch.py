@@ -15,7 +15,7 @@ from conversations.models import Account
 from conversations.services import ThreadedMessage, conversations_add_messages
 from messaging.models import Message, MessageEvent
 from messaging.services.events import event_new, message_enqueue
-from messaging.services.sending import NewMessage
+from messaging.services.sending import NewMessage, message_outbound_new
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,16 @@ def messages_send_batch(*, account: Account, batch: list[NewMessage]) -> list[Me
     with transaction.atomic():
         conversation_ids = _conversations_add(account, batch, now)
         messages = Message.objects.bulk_create(
-            [_message(account, new, conversation_ids, now) for new in batch], batch_size=FAN_OUT_CHUNK
+            [
+                message_outbound_new(
+                    account=account,
+                    new=new,
+                    at=now,
+                    conversation_id=conversation_ids[participant_pair(new.from_address, new.to_address)],
+                )
+                for new in batch
+            ],
+            batch_size=FAN_OUT_CHUNK,
         )
         MessageEvent.objects.bulk_create(
             [event_new(m.pk, MessageEvent.Kind.STATUS, Message.Status.QUEUED, at=now) for m in messages],
@@ -71,26 +80,6 @@ def _conversations_add(account: Account, batch: list[NewMessage], now) -> dict[t
         for group in by_pair.values()
     ]
     return conversations_add_messages(account_id=account.pk, groups=groups)
-
-
-def _message(account: Account, new: NewMessage, conversation_ids: dict, now) -> Message:
-    return Message(
-        account=account,
-        conversation_id=conversation_ids[participant_pair(new.from_address, new.to_address)],
-        direction=Message.Direction.OUTBOUND,
-        type=new.type,
-        from_address=new.from_address,
-        to_address=new.to_address,
-        subject=new.subject,
-        body=new.body,
-        attachments=new.attachments,
-        timestamp=new.timestamp,
-        status=Message.Status.QUEUED,
-        next_attempt_at=now,
-        enqueued_at=now,
-        created_at=now,
-        updated_at=now,
-    )
 
 
 def _fan_out(messages: list[tuple[int, str]]) -> None:

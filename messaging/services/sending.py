@@ -12,7 +12,7 @@ from config import metrics
 from conversations.addresses import participant_pair
 from conversations.models import Account
 from conversations.selectors import account_owns_address
-from conversations.services import ThreadedMessage, conversation_add_message
+from conversations.services import CONVERSATION_BUMP_SQL, ThreadedMessage, conversation_add_message
 from messaging.models import Message, MessageEvent
 from messaging.services.events import event_new, message_enqueue
 
@@ -36,17 +36,11 @@ class NewMessage:
     subject: str = ""
 
 
-def message_send(*, account: Account, new: NewMessage) -> Message:
-    """Store `new` as `queued` in its conversation and dispatch it after commit.
-
-    Once this returns the message is durable and will be sent even if the broker is
-    down right now (the sweep publishes queued messages no worker took).
-    """
-    if not account_owns_address(account=account, address=new.from_address):
-        raise SenderNotOwned(new.from_address)
-    now = timezone.now()
-    message = Message(
+def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_id: int | None = None) -> Message:
+    """The unsaved row of an outbound message, `queued` and due at once."""
+    return Message(
         account=account,
+        conversation_id=conversation_id,
         direction=Message.Direction.OUTBOUND,
         type=new.type,
         from_address=new.from_address,
@@ -56,11 +50,23 @@ def message_send(*, account: Account, new: NewMessage) -> Message:
         attachments=new.attachments,
         timestamp=new.timestamp,
         status=Message.Status.QUEUED,
-        next_attempt_at=now,
-        enqueued_at=now,
-        created_at=now,
-        updated_at=now,
+        next_attempt_at=at,
+        enqueued_at=at,
+        created_at=at,
+        updated_at=at,
     )
+
+
+def message_send(*, account: Account, new: NewMessage) -> Message:
+    """Store `new` as `queued` in its conversation and dispatch it after commit.
+
+    Once this returns the message is durable and will be sent even if the broker is
+    down right now (the sweep publishes queued messages no worker took).
+    """
+    if not account_owns_address(account=account, address=new.from_address):
+        raise SenderNotOwned(new.from_address)
+    now = timezone.now()
+    message = message_outbound_new(account=account, new=new, at=now)
     threaded = ThreadedMessage(
         account_id=account.pk,
         from_address=new.from_address,
@@ -86,24 +92,15 @@ def message_send(*, account: Account, new: NewMessage) -> Message:
 # insert the message and its `queued` event. One round trip instead of five (a send's
 # time is mostly round trips to PostgreSQL: docs/performance.md). No row when the
 # conversation is new: the caller then takes the transaction path, which creates it.
-_EXISTING_SQL = """
-WITH bumped AS (
-    UPDATE conversations_conversation SET
-        message_count = message_count + 1,
-        last_message_at = %s,
-        last_message_preview = %s,
-        last_message_direction = %s,
-        last_message_type = %s
-    WHERE account_id = %s AND participant_a = %s AND participant_b = %s
-    RETURNING id
-), inserted AS (
-    INSERT INTO messaging_message ({columns}) SELECT {values} FROM bumped RETURNING id, conversation_id
+_EXISTING_SQL = f"""
+WITH bumped AS ({CONVERSATION_BUMP_SQL}), inserted AS (
+    INSERT INTO messaging_message ({{columns}}) SELECT {{values}} FROM bumped RETURNING id, conversation_id
 ), event AS (
     INSERT INTO messaging_messageevent (message_id, kind, status, detail, created_at)
     SELECT id, %s, %s, %s, %s FROM inserted
 )
 SELECT id, conversation_id FROM inserted
-"""
+"""  # noqa: S608 (built from constants; the values go as parameters)
 
 
 def _insert_into_existing_conversation(message: Message, threaded: ThreadedMessage) -> bool:
