@@ -77,7 +77,7 @@ class BatchItemSerializer(FromFieldMixin, serializers.Serializer):
 
 class BatchSendSerializer(serializers.Serializer):
     messages = serializers.ListField(
-        child=serializers.JSONField(), min_length=1, max_length=settings.BATCH_MAX_MESSAGES, allow_empty=False
+        child=serializers.JSONField(), min_length=1, max_length=settings.BATCH_MAX_MESSAGES
     )
 
     def new_messages(self) -> list[NewMessage | dict]:
