@@ -68,8 +68,9 @@ class Message(models.Model):
 
     class Meta:
         constraints = [
+            # The provider id leads, so staff can find a message by it alone (admin search).
             models.UniqueConstraint(
-                fields=["provider", "provider_message_id"],
+                fields=["provider_message_id", "provider"],
                 condition=Q(provider_message_id__isnull=False),
                 name="message_provider_id_unique",
             )
@@ -77,6 +78,10 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at", "id"], name="message_thread"),
             models.Index(fields=["account", "-id"], name="message_account"),
+            # Admin search by a participant's number or address; each address repeats in
+            # many rows, which PostgreSQL's B-tree deduplication stores compactly.
+            models.Index(fields=["from_address"], name="message_from"),
+            models.Index(fields=["to_address"], name="message_to"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="queued"), name="message_queued_due"),
             models.Index(fields=["lease_expires_at"], condition=Q(status="sending"), name="message_sending_lease"),
             models.Index(fields=["failed_at"], condition=Q(status="failed"), name="message_dead_letters"),
