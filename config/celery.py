@@ -7,10 +7,11 @@ ends, its counts and duration in the metrics, and tracing when OTEL_* asks for i
 
 import logging
 import os
+import threading
 import time
 
 import structlog
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -114,3 +115,61 @@ def _pool_process_stopped(pid: int | None = None, **kwargs) -> None:
     from config import metrics
 
     metrics.process_dead(pid or os.getpid())
+
+
+def queue_depths(queues: list[str], *, strict: bool = False) -> dict[str, int | None]:
+    """Tasks waiting in each queue (not those a worker holds). A queue nobody declared
+    yet holds nothing. When the broker cannot be read: None for each, or the error
+    when `strict`."""
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            depths = {}
+            for queue in queues:
+                # A passive declare of a missing queue fails (and closes an AMQP channel),
+                # hence one channel per queue.
+                channel = conn.channel()
+                try:
+                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+                except conn.channel_errors:
+                    depths[queue] = 0
+                finally:
+                    channel.close()
+            return depths
+    except Exception:
+        if strict:
+            raise
+        logging.getLogger(__name__).warning("cannot read the queue depths", exc_info=True)
+        return dict.fromkeys(queues)
+
+
+class OutboxRelay(bootsteps.StartStopStep):
+    """Every worker runs the outbox relay in a thread of its main process (after the
+    pool has forked), unless MESSAGING_RELAY is off: relays share the work through
+    SKIP LOCKED, so any number may run (messaging/services/outbox.py)."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker, **kwargs):
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, worker) -> None:
+        from django.conf import settings
+
+        if not settings.MESSAGING_RELAY:
+            return
+        from messaging.services.outbox import outbox_run
+
+        self.thread = threading.Thread(
+            target=outbox_run, kwargs={"stop": self.stop_event}, name="outbox-relay", daemon=True
+        )
+        self.thread.start()
+
+    def stop(self, worker) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+app.steps["worker"].add(OutboxRelay)

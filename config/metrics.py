@@ -61,9 +61,10 @@ REPLAYS = Counter(
 )
 SWEPT = Counter(
     "sweep_messages",
-    "Messages the sweep published again: requeued (no worker took the task) or recovered (lease expired)",
+    "Messages the sweep handed back to the relay: requeued (their task was lost) or recovered (lease expired)",
     ["kind"],
 )
+OUTBOX_PUBLISHED = Counter("outbox_published", "Queued messages the outbox relay published in dispatch batches")
 
 # --- Providers ------------------------------------------------------------------------
 PROVIDER_REQUESTS = Counter(
@@ -175,22 +176,12 @@ def queue_names() -> list[str]:
 
 
 def _queue_depth() -> Iterable[Metric]:
-    from config.celery import app
+    from config.celery import queue_depths
 
     gauge = GaugeMetricFamily("queue_depth", "Tasks waiting in each broker queue", labels=["queue"])
-    with app.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
-        for queue in queue_names():
-            # A queue nobody has declared yet holds nothing; a passive declare of it
-            # fails (and closes an AMQP channel), hence one channel per queue.
-            channel = conn.channel()
-            try:
-                depth = channel.queue_declare(queue=queue, passive=True).message_count
-            except conn.channel_errors:
-                depth = 0
-            finally:
-                channel.close()
-            gauge.add_metric([queue], depth)
+    depths = queue_depths(queue_names(), strict=True)
+    for queue, depth in depths.items():
+        gauge.add_metric([queue], depth)
     return [gauge]
 
 

@@ -198,17 +198,31 @@ CELERY_DB_REUSE_MAX = 1_000_000
 # --- Messaging ------------------------------------------------------------------------
 PROVIDER_SANDBOX = env.bool("PROVIDER_SANDBOX", default=not IS_PRODUCTION)
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
+# Provider calls a worker process keeps in flight at once, per provider instance, over
+# keep-alive connections (a dispatch batch's calls run side by side).
+PROVIDER_MAX_IN_FLIGHT = env.int("PROVIDER_MAX_IN_FLIGHT", default=50)
 SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=0)
 # Mount the bare DRF endpoint `make bench` measures as its ceiling (config/ceiling.py).
 BENCH_CEILING = env.bool("BENCH_CEILING", default=False)
 MESSAGING_MAX_ATTEMPTS = env.int("MESSAGING_MAX_ATTEMPTS", default=6)
 MESSAGING_RETRY_BASE_SECONDS = env.float("MESSAGING_RETRY_BASE_SECONDS", default=2.0)
 MESSAGING_RETRY_MAX_SECONDS = env.float("MESSAGING_RETRY_MAX_SECONDS", default=300.0)
-# Retries due sooner than this ride a Celery countdown; later ones wait in the database
-# for the beat sweep (a long ETA would outlive the broker's visibility timeout).
-MESSAGING_ETA_MAX_SECONDS = env.float("MESSAGING_ETA_MAX_SECONDS", default=60.0)
-# A queued message whose task has not been picked up after this long is published again.
+# A queued message published this long ago that no worker took, while its queue is
+# empty, lost its task (a broker that dropped it): the sweep publishes it again.
 MESSAGING_REQUEUE_AFTER_SECONDS = env.float("MESSAGING_REQUEUE_AFTER_SECONDS", default=30.0)
+# The outbox relay (messaging/services/outbox.py): on in every worker unless turned off
+# (then run `manage.py relay_messages`); it takes up to RELAY_LIMIT due messages at a
+# time and publishes one dispatch task per DISPATCH_BATCH_SIZE of them. PostgreSQL wakes
+# it by NOTIFY, so it polls only for retries falling due; SQLite has no NOTIFY.
+MESSAGING_RELAY = env.bool("MESSAGING_RELAY", default=True)
+MESSAGING_RELAY_LIMIT = env.int("MESSAGING_RELAY_LIMIT", default=1000)
+MESSAGING_RELAY_POLL_SECONDS = env.float(
+    "MESSAGING_RELAY_POLL_SECONDS", default=1.0 if _db["ENGINE"].endswith("postgresql") else 0.1
+)
+# After a partial batch the relay waits this long, so sends that arrive together leave
+# together (one task, one claim, one write) instead of one by one.
+MESSAGING_RELAY_LINGER_SECONDS = env.float("MESSAGING_RELAY_LINGER_SECONDS", default=0.02)
+MESSAGING_DISPATCH_BATCH_SIZE = env.int("MESSAGING_DISPATCH_BATCH_SIZE", default=50)
 MESSAGING_SWEEP_INTERVAL_SECONDS = env.float("MESSAGING_SWEEP_INTERVAL_SECONDS", default=5.0)
 # How long a worker owns a message it claimed; past it the sweep reconciles and retries.
 MESSAGING_LEASE_SECONDS = env.float("MESSAGING_LEASE_SECONDS", default=max(120.0, 4 * PROVIDER_TIMEOUT_SECONDS))

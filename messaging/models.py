@@ -14,8 +14,8 @@ class FailureReason(models.TextChoices):
 
 
 class Message(models.Model):
-    """One SMS, MMS or email, in either direction. The row is also the outbox: a
-    `queued` message is dispatched by a task, or by the sweep if that task was lost."""
+    """One SMS, MMS or email, in either direction. The row is also the outbox: the relay
+    publishes a `queued` message whose `enqueued_at` is empty (services/outbox.py)."""
 
     class Direction(models.TextChoices):
         OUTBOUND = "outbound"
@@ -54,7 +54,8 @@ class Message(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     last_error = models.TextField(blank=True)
     # Dispatch bookkeeping: not before `next_attempt_at`; a task was last published at
-    # `enqueued_at`; a worker owns a `sending` message until `lease_expires_at`; a try
+    # `enqueued_at` (empty: never published, the relay's to do); a worker owns a
+    # `sending` message until `lease_expires_at`; a try
     # whose outcome is unknown sets `needs_reconcile` so the next one asks the provider.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
@@ -83,6 +84,12 @@ class Message(models.Model):
             models.Index(fields=["from_address"], name="message_from"),
             models.Index(fields=["to_address"], name="message_to"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="queued"), name="message_queued_due"),
+            # The outbox relay's claim: due messages no task was published for yet.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="queued", enqueued_at__isnull=True),
+                name="message_outbox",
+            ),
             models.Index(fields=["lease_expires_at"], condition=Q(status="sending"), name="message_sending_lease"),
             models.Index(fields=["failed_at"], condition=Q(status="failed"), name="message_dead_letters"),
         ]

@@ -80,8 +80,34 @@ class WebhookRequest:
         return self.headers.get(name.lower(), "")
 
 
-class WebhookNotSupported(Exception):
-    """This provider has no webhook of that kind."""
+class ProviderError(Exception):
+    """The one error adapters raise, after anymail's: its class says what the caller may
+    do next, so a bug of ours (a KeyError, a ValueError) is never mistaken for one."""
+
+    outcome = Outcome.TRANSIENT
+
+
+class TransientError(ProviderError):
+    """Not done, and safe to try again: the provider could not be reached, or answered
+    a lookup with an error."""
+
+
+class PermanentError(ProviderError):
+    """Refused for good: trying again changes nothing (a webhook body we cannot read)."""
+
+    outcome = Outcome.PERMANENT
+
+
+class AmbiguousError(ProviderError):
+    """It may or may not have happened at the provider: look before trying again."""
+
+    outcome = Outcome.AMBIGUOUS
+
+
+class UnsupportedError(ProviderError):
+    """This provider has no such operation (e.g. no inbound-message webhook)."""
+
+    outcome = Outcome.PERMANENT
 
 
 class Provider(ABC):
@@ -113,16 +139,18 @@ class Provider(ABC):
     @abstractmethod
     def lookup(self, message: OutboundMessage, *, since: datetime) -> list[str]:
         """Provider ids of messages the provider holds that match `message` and were
-        created at or after `since`, oldest first: how an ambiguous try is reconciled."""
+        created at or after `since`, oldest first: how an ambiguous try is reconciled.
+        Raises TransientError when the provider cannot answer."""
 
     @abstractmethod
     def verify_webhook(self, request: WebhookRequest) -> bool: ...
 
     @abstractmethod
-    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]: ...
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        """The receipts in a verified webhook; PermanentError when it cannot be read."""
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
-        raise WebhookNotSupported(f"{self.name} does not forward inbound messages")
+        raise UnsupportedError(f"{self.name} does not forward inbound messages")
 
 
 def outcome_for(status: int | None, *, maybe_delivered: bool = False) -> Outcome:

@@ -52,14 +52,18 @@ class CircuitBreaker:
             cache.delete_many([self._failures, self._open_until, self._trial])
 
     def record_failure(self) -> None:
+        self.record_failures(1)
+
+    def record_failures(self, count: int) -> None:
+        """`count` transient failures at once (a batch's), in one increment."""
         if self.state() is BreakerState.HALF_OPEN:
             self._open()
             return
         cache.add(self._failures, 0, timeout=settings.BREAKER_WINDOW_SECONDS)
         try:
-            failures = cache.incr(self._failures)
+            failures = cache.incr(self._failures, count)
         except ValueError:  # the window expired between add and incr
-            cache.set(self._failures, failures := 1, timeout=settings.BREAKER_WINDOW_SECONDS)
+            cache.set(self._failures, failures := count, timeout=settings.BREAKER_WINDOW_SECONDS)
         if failures >= settings.BREAKER_FAILURE_THRESHOLD:
             self._open()
 

@@ -20,7 +20,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from providers.base import OutboundMessage, Outcome, Provider, SendResult, StatusUpdate, WebhookRequest, outcome_for
+from providers.base import (
+    OutboundMessage,
+    Outcome,
+    PermanentError,
+    Provider,
+    SendResult,
+    StatusUpdate,
+    TransientError,
+    WebhookRequest,
+    outcome_for,
+)
 from providers.http import call, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -120,7 +130,7 @@ class SendGridProvider(Provider):
         )
         payload = result.json() if result.status == 200 else None
         if not isinstance(payload, dict):
-            raise LookupError(f"{self.name} lookup failed: {result.error or result.status}")
+            raise TransientError(f"{self.name} lookup failed: {result.error or result.status}")
         # Activity ids are "<X-Message-Id>.<filter suffix>"; we store the X-Message-Id.
         return [m["msg_id"].split(".")[0] for m in payload.get("messages", []) if m.get("msg_id")]
 
@@ -137,9 +147,9 @@ class SendGridProvider(Provider):
         try:
             events = json.loads(request.body)
         except ValueError:
-            raise ValueError("the event webhook body is not JSON") from None
+            raise PermanentError("the event webhook body is not JSON") from None
         if not isinstance(events, list):
-            raise ValueError("the event webhook body must be a JSON array")
+            raise PermanentError("the event webhook body must be a JSON array")
         updates = []
         for event in events:
             if not isinstance(event, dict):

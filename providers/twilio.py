@@ -18,9 +18,11 @@ from providers.base import (
     InboundMessage,
     OutboundMessage,
     Outcome,
+    PermanentError,
     Provider,
     SendResult,
     StatusUpdate,
+    TransientError,
     WebhookRequest,
     outcome_for,
 )
@@ -95,7 +97,7 @@ class TwilioProvider(Provider):
         result = call("GET", self._messages_url, timeout=self.timeout, params=params, auth=self._auth)
         payload = result.json() if result.status == 200 else None
         if not isinstance(payload, dict):
-            raise LookupError(f"{self.name} lookup failed: {result.error or result.status}")
+            raise TransientError(f"{self.name} lookup failed: {result.error or result.status}")
         found = [m for m in payload.get("messages", []) if m.get("body") == message.body and m.get("sid")]
         found.sort(key=lambda m: m.get("date_created") or "")
         return [m["sid"] for m in found]
@@ -132,7 +134,10 @@ class TwilioProvider(Provider):
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         form = {name: values[-1] for name, values in request.form.items()}
-        media_count = int(form.get("NumMedia", "0") or 0)
+        try:
+            media_count = int(form.get("NumMedia", "0") or 0)
+        except ValueError:
+            raise PermanentError(f"NumMedia is not a number: {form['NumMedia'][:20]!r}") from None
         media = [form[f"MediaUrl{i}"] for i in range(media_count) if form.get(f"MediaUrl{i}")]
         return [
             InboundMessage(

@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,13 @@ import responses
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
 from config.logs import formatter_for
 from conversations.selectors import recent_reads_forget
 from providers import registry
 from tests.sandbox_harness import InProcessSandbox
+
+QUEUES = "sms,mms,email,maintenance,sandbox"
 
 
 def pytest_sessionstart(session):
@@ -79,3 +83,24 @@ def json_logs():
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
         root.removeHandler(handler)
+
+
+def purge_queues() -> None:
+    """Tasks left by earlier tests would point at rows that no longer exist."""
+    if celery_app.conf.broker_url.startswith("filesystem"):
+        folder = Path(celery_app.conf.broker_transport_options["data_folder_in"])
+        for task in folder.glob("*.msg"):
+            task.unlink(missing_ok=True)
+        return
+    for queue in QUEUES.split(","):
+        # A queue that was never declared has nothing to purge (amqp raises NOT_FOUND).
+        with celery_app.connection_for_write() as conn, suppress(Exception):
+            conn.default_channel.queue_purge(queue)
+
+
+@pytest.fixture
+def empty_queues():
+    """The real broker's queues, emptied before and after the test."""
+    purge_queues()
+    yield
+    purge_queues()

@@ -24,7 +24,7 @@ from config.parsers import JSONParser
 from conversations.addresses import normalize_phone
 from messaging.serializers import MessageSerializer
 from messaging.services import ReceivedMessage
-from providers.base import WebhookNotSupported, WebhookRequest
+from providers.base import PermanentError, UnsupportedError, WebhookRequest
 from providers.registry import provider_get
 from webhooks import signatures
 from webhooks.models import WebhookEvent
@@ -139,7 +139,7 @@ class ProviderStatusWebhookApi(_ProviderWebhookApi):
         provider, webhook = self._request(request, name)
         try:
             updates = provider.parse_status(webhook)
-        except ValueError as exc:
+        except PermanentError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         result = webhook_status(provider=provider.name, updates=updates, payload=_text(webhook.body), signed=True)
         return Response(
@@ -162,8 +162,10 @@ class ProviderInboundWebhookApi(_ProviderWebhookApi):
         provider, webhook = self._request(request, name)
         try:
             inbound = provider.parse_inbound(webhook)
-        except WebhookNotSupported as exc:
+        except UnsupportedError as exc:
             raise NotFound(str(exc)) from None
+        except PermanentError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
         created = 0
         for message in inbound:
             received = _received(provider.name, message)

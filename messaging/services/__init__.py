@@ -1,7 +1,7 @@
 """Every state change of messages. Views and tasks call these; nothing else writes."""
 
-from messaging.services.batch import messages_enqueue, messages_send_batch
-from messaging.services.dispatch import message_dispatch, retry_delay
+from messaging.services.batch import messages_send_batch
+from messaging.services.dispatch import message_dispatch, messages_dispatch
 from messaging.services.idempotency import (
     Claim,
     IdempotencyKeyInUse,
@@ -12,6 +12,7 @@ from messaging.services.idempotency import (
     idempotency_keys_prune,
     idempotency_release,
 )
+from messaging.services.outbox import outbox_relay, outbox_run
 from messaging.services.receiving import ReceivedMessage, message_receive
 from messaging.services.recovery import SweepResult, message_replay, messages_sweep
 from messaging.services.sending import NewMessage, SenderNotOwned, message_send
@@ -36,8 +37,9 @@ __all__ = [
     "message_receive",
     "message_replay",
     "message_send",
-    "messages_enqueue",
+    "messages_dispatch",
     "messages_send_batch",
     "messages_sweep",
-    "retry_delay",
+    "outbox_relay",
+    "outbox_run",
 ]

@@ -7,23 +7,28 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from config import metrics
+from config.celery import queue_depths
 from messaging.models import Message, MessageEvent
-from messaging.services.events import event_new, message_enqueue
+from messaging.services.events import event_new
+from messaging.services.outbox import outbox_notify, outbox_relay
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    requeued: int  #: queued messages whose task was lost or never published
+    requeued: int  #: queued messages whose published task was lost
     recovered: int  #: sending messages whose worker's lease ran out
+    published: int = 0  #: never-published messages the sweep relayed (no relay running)
 
 
 def messages_sweep(*, limit: int = 1000) -> SweepResult:
+    """Take back what dead workers held, republish what the broker lost, and relay
+    what no relay published. Recovered and lost messages are marked unpublished, so the
+    relay (this sweep's own call included) publishes them: one publish path."""
     now = timezone.now()
     with transaction.atomic():
         stuck = list(
@@ -38,32 +43,44 @@ def messages_sweep(*, limit: int = 1000) -> SweepResult:
                 needs_reconcile=True,
                 lease_expires_at=None,
                 next_attempt_at=now,
-                enqueued_at=now,
+                enqueued_at=None,
                 updated_at=now,
             )
             MessageEvent.objects.bulk_create(
                 event_new(pk, MessageEvent.Kind.RETRY, Message.Status.QUEUED, at=now, reason="lease expired")
                 for pk, _ in stuck
             )
-    with transaction.atomic():
-        stale = now - timedelta(seconds=settings.MESSAGING_REQUEUE_AFTER_SECONDS)
-        due = list(
-            Message.objects.select_for_update(skip_locked=True)
-            .filter(status=Message.Status.QUEUED, next_attempt_at__lte=now)
-            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-            .values_list("id", "type")[:limit]
-        )
-        if due:
-            Message.objects.filter(id__in=[pk for pk, _ in due]).update(enqueued_at=now)
-    for pk, message_type in stuck + due:
-        message_enqueue(message_id=pk, message_type=message_type)
+            outbox_notify()
+    lost = _lost_tasks(now, limit)
+    published = outbox_relay(limit=limit)
     for _, message_type in stuck:
         metrics.message_status(direction=Message.Direction.OUTBOUND, channel=message_type, status=Message.Status.QUEUED)
-    metrics.SWEPT.labels(kind="requeued").inc(len(due))
+    metrics.SWEPT.labels(kind="requeued").inc(lost)
     metrics.SWEPT.labels(kind="recovered").inc(len(stuck))
-    if stuck or due:
-        logger.info("sweep: %d requeued, %d recovered from expired leases", len(due), len(stuck))
-    return SweepResult(requeued=len(due), recovered=len(stuck))
+    if stuck or lost:
+        logger.info("sweep: %d requeued, %d recovered from expired leases", lost, len(stuck))
+    return SweepResult(requeued=lost, recovered=len(stuck), published=max(published - lost - len(stuck), 0))
+
+
+def _lost_tasks(now, limit: int) -> int:
+    """Published messages no worker took for MESSAGING_REQUEUE_AFTER_SECONDS while their
+    queue is empty: their task is gone (a broker that lost it), so they are marked
+    unpublished. While tasks still wait in the queue, the backlog is the broker's, and
+    republishing would only grow it."""
+    stale = now - timedelta(seconds=settings.MESSAGING_REQUEUE_AFTER_SECONDS)
+    waiting = Message.objects.filter(status=Message.Status.QUEUED, enqueued_at__lt=stale, next_attempt_at__lte=now)
+    types = set(waiting.order_by().values_list("type", flat=True).distinct())
+    if not types:
+        return 0
+    depths = queue_depths(sorted(types))
+    empty = [t for t in types if depths.get(t) == 0]  # None: the broker could not say
+    if not empty:
+        return 0
+    with transaction.atomic():
+        ids = list(
+            waiting.filter(type__in=empty).select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
+        )
+        return Message.objects.filter(pk__in=ids, status=Message.Status.QUEUED).update(enqueued_at=None)
 
 
 def message_replay(*, message: Message, actor: str) -> bool:
@@ -77,7 +94,7 @@ def message_replay(*, message: Message, actor: str) -> bool:
             failure_reason="",
             failed_at=None,
             next_attempt_at=now,
-            enqueued_at=now,
+            enqueued_at=None,
             updated_at=now,
         )
         if replayed:
@@ -89,7 +106,7 @@ def message_replay(*, message: Message, actor: str) -> bool:
                 actor=actor,
                 previous_error=message.last_error,
             ).save(force_insert=True)
-            transaction.on_commit(lambda: message_enqueue(message_id=message.pk, message_type=message.type))
+            outbox_notify()
     if replayed:
         metrics.message_status(direction=message.direction, channel=message.type, status=Message.Status.QUEUED)
         metrics.REPLAYS.labels(channel=message.type, actor=actor.split(":")[0]).inc()

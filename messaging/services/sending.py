@@ -1,9 +1,9 @@
-"""Accepting an outbound message: one statement (or one transaction), then a task after commit."""
+"""Accepting an outbound message: one statement (or one transaction). The stored row is
+the outbox: the relay (services/outbox.py) publishes it, not the request."""
 
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -14,7 +14,8 @@ from conversations.models import Account
 from conversations.selectors import account_owns_address
 from conversations.services import CONVERSATION_BUMP_SQL, ThreadedMessage, conversation_add_message
 from messaging.models import Message, MessageEvent
-from messaging.services.events import event_new, message_enqueue
+from messaging.services.events import event_new
+from messaging.services.outbox import outbox_notify, outbox_notify_sql
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class NewMessage:
 
 
 def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_id: int | None = None) -> Message:
-    """The unsaved row of an outbound message, `queued` and due at once."""
+    """The unsaved row of an outbound message, `queued`, due at once, not yet published."""
     return Message(
         account=account,
         conversation_id=conversation_id,
@@ -51,17 +52,17 @@ def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_
         timestamp=new.timestamp,
         status=Message.Status.QUEUED,
         next_attempt_at=at,
-        enqueued_at=at,
+        enqueued_at=None,
         created_at=at,
         updated_at=at,
     )
 
 
 def message_send(*, account: Account, new: NewMessage) -> Message:
-    """Store `new` as `queued` in its conversation and dispatch it after commit.
+    """Store `new` as `queued` in its conversation; the outbox relay dispatches it.
 
     Once this returns the message is durable and will be sent even if the broker is
-    down right now (the sweep publishes queued messages no worker took).
+    down right now: the relay publishes it once the broker is back.
     """
     if not account_owns_address(account=account, address=new.from_address):
         raise SenderNotOwned(new.from_address)
@@ -82,24 +83,25 @@ def message_send(*, account: Account, new: NewMessage) -> Message:
             message.conversation_id = conversation_add_message(message=threaded)
             message.save(force_insert=True)
             event_new(message.pk, MessageEvent.Kind.STATUS, Message.Status.QUEUED, at=now).save(force_insert=True)
-    transaction.on_commit(partial(message_enqueue, message_id=message.pk, message_type=message.type))
+            outbox_notify()
     metrics.message_status(direction=message.direction, channel=message.type, status=message.status)
     logger.info("message queued", extra={"message_id": message.pk, "channel": message.type, "to": message.to_address})
     return message
 
 
 # A reply in an existing conversation, in one statement: count it in the conversation,
-# insert the message and its `queued` event. One round trip instead of five (a send's
-# time is mostly round trips to PostgreSQL: docs/performance.md). No row when the
-# conversation is new: the caller then takes the transaction path, which creates it.
+# insert the message and its `queued` event, wake the outbox relays. One round trip
+# instead of five (a send's time is mostly round trips to PostgreSQL:
+# docs/performance.md). No row when the conversation is new: the caller then takes the
+# transaction path, which creates it.
 _EXISTING_SQL = f"""
 WITH bumped AS ({CONVERSATION_BUMP_SQL}), inserted AS (
     INSERT INTO messaging_message ({{columns}}) SELECT {{values}} FROM bumped RETURNING id, conversation_id
 ), event AS (
     INSERT INTO messaging_messageevent (message_id, kind, status, detail, created_at)
     SELECT id, %s, %s, %s, %s FROM inserted
-)
-SELECT id, conversation_id FROM inserted
+), woken AS ({{notify}})
+SELECT id, conversation_id FROM inserted, woken
 """  # noqa: S608 (built from constants; the values go as parameters)
 
 
@@ -123,7 +125,7 @@ def _insert_into_existing_conversation(message: Message, threaded: ThreadedMessa
         threaded.at,
     ]
     with connection.cursor() as cursor:
-        cursor.execute(_EXISTING_SQL.format(columns=columns, values=values), params)
+        cursor.execute(_EXISTING_SQL.format(columns=columns, values=values, notify=outbox_notify_sql()), params)
         row = cursor.fetchone()
     if row is None:
         return False

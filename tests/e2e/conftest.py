@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,9 @@ from django.db import connection
 from config.celery import app as celery_app
 from messaging.models import FINAL_STATUSES, Message
 from messaging.services import messages_sweep
+from tests.conftest import QUEUES, purge_queues
 
 BASE_DIR = Path(settings.BASE_DIR)
-QUEUES = "sms,mms,email,maintenance,sandbox"
 WORKER_SETTINGS = {
     "PROVIDER_TIMEOUT_SECONDS": "2",
     "MESSAGING_RETRY_BASE_SECONDS": "0.1",
@@ -33,6 +33,9 @@ WORKER_SETTINGS = {
     "MESSAGING_REQUEUE_AFTER_SECONDS": "3",
     "BROKER_VISIBILITY_TIMEOUT": "15",
     "BROKER_RESTORE_INTERVAL": "2",
+    # The live server opens a database connection per request it serves: keep the
+    # workers' calls to its sandbox within PostgreSQL's connection limit.
+    "PROVIDER_MAX_IN_FLIGHT": "4",
 }
 
 
@@ -42,19 +45,6 @@ def database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def purge_queues() -> None:
-    """Tasks left by earlier tests would point at rows that no longer exist."""
-    if celery_app.conf.broker_url.startswith("filesystem"):
-        folder = Path(celery_app.conf.broker_transport_options["data_folder_in"])
-        for task in folder.glob("*.msg"):
-            task.unlink(missing_ok=True)
-        return
-    for queue in QUEUES.split(","):
-        # A queue that was never declared has nothing to purge (amqp raises NOT_FOUND).
-        with celery_app.connection_for_write() as conn, suppress(Exception):
-            conn.default_channel.queue_purge(queue)
 
 
 class Worker:
@@ -136,7 +126,7 @@ def e2e(live_server, transactional_db, settings):
     """Settings the live server (the API and the sandbox) shares with the worker."""
     settings.PUBLIC_BASE_URL = live_server.url
     for name, value in WORKER_SETTINGS.items():
-        setattr(settings, name, float(value))
+        setattr(settings, name, float(value) if "." in value else int(value))
     settings.PROVIDERS = {
         name: config | {"base_url": f"{live_server.url}/sandbox/{name}"} for name, config in settings.PROVIDERS.items()
     }

@@ -45,10 +45,12 @@ def test_web_and_worker_metrics_move_during_delivery(e2e):
         "attempts": moved(worker_before, worker_after, "delivery_attempts_total"),
         "retries": moved(worker_before, worker_after, "message_retries_total", channel="sms"),
         "sent": moved(worker_before, worker_after, "messages_total", direction="outbound", status="sent"),
-        "dispatch tasks": moved(
-            worker_before, worker_after, "celery_tasks_total", task="messaging.tasks.message_dispatch", state="SUCCESS"
-        ),
     }
+    # The relay batches what is due together: five tries, in one to five tasks.
+    dispatch_tasks = moved(
+        worker_before, worker_after, "celery_tasks_total", task="messaging.tasks.messages_dispatch", state="SUCCESS"
+    )
+    assert 1 <= dispatch_tasks <= 5
     assert on_worker == {
         "sends": 5,
         "rate limited": 2,
@@ -56,7 +58,6 @@ def test_web_and_worker_metrics_move_during_delivery(e2e):
         "attempts": 5,
         "retries": 2,
         "sent": 3,
-        "dispatch tasks": 5,
     }
     # ...and by the web's /metrics, which sums every process of this machine.
     assert moved(web_before, web_after, "provider_requests_total", operation="send") == 5
@@ -68,7 +69,9 @@ def test_web_and_worker_metrics_move_during_delivery(e2e):
     assert value(worker_after, "metrics_source_up", source="broker") == 1
 
 
-def test_one_send_is_followed_from_request_to_provider_by_its_request_id(e2e, json_logs):
+def test_one_send_is_followed_from_request_to_provider_by_its_ids(e2e, json_logs):
+    """The request id ties the web's lines together, the message id the web's to the
+    worker's (the relay, not the request, publishes the dispatch)."""
     worker = Worker(e2e.url, LOG_FORMAT="json").start()
     try:
         response = requests.post(
@@ -81,7 +84,7 @@ def test_one_send_is_followed_from_request_to_provider_by_its_request_id(e2e, js
 
     web = [line for line in json_logs() if line.get("request_id") == "follow-me-1"]
     worker_lines = worker.records()
-    followed = [line for line in worker_lines if line.get("request_id") == "follow-me-1"]
+    followed = [line for line in worker_lines if line.get("message_id") == message_id]
 
     assert response.headers["X-Request-ID"] == "follow-me-1"
     assert any(
@@ -90,13 +93,9 @@ def test_one_send_is_followed_from_request_to_provider_by_its_request_id(e2e, js
         for line in web
     )
     assert any(line["event"] == "message queued" and line["message_id"] == message_id for line in web)
-    task = next(line for line in followed if line["event"] == "task")
-    assert (task["task"], task["state"], task["message_id"], task["result"]) == (
-        "messaging.tasks.message_dispatch",
-        "SUCCESS",
-        message_id,
-        "sent",
-    )
+    task = next(line for line in worker_lines if line["event"] == "task" and "dispatch" in line["task"])
+    assert (task["task"], task["state"]) == ("messaging.tasks.messages_dispatch", "SUCCESS")
+    assert task["result"] == {"sent": 1}
     call = next(line for line in followed if line["event"] == "provider send")
     assert (call["provider"], call["outcome"], call["message_id"], call["http_status"]) == (
         "twilio",

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.e2e
 def test_sigterm_mid_batch_loses_nothing(e2e, settings):
     settings.SANDBOX_LATENCY_MS = 150  # tries take as long as a real provider's answer
     ids = _send_batch(80, "drain")
-    worker = Worker(e2e.url, concurrency=4).start()
+    # Small dispatch batches, so the worker holds some tasks it has not started yet.
+    worker = Worker(e2e.url, concurrency=4, MESSAGING_DISPATCH_BATCH_SIZE="5").start()
     try:
         deadline = time.monotonic() + 60
         while Message.objects.filter(pk__in=ids, status__in=["sent", "delivered"]).count() < 12:
@@ -43,7 +44,7 @@ def test_sigterm_mid_batch_loses_nothing(e2e, settings):
 
         # A new worker gets every task back from the broker: no sweep runs here, so a
         # task the first worker had taken and dropped would leave its message queued.
-        worker = Worker(e2e.url, concurrency=4).start()
+        worker = Worker(e2e.url, concurrency=4, MESSAGING_DISPATCH_BATCH_SIZE="5").start()
         messages = wait_final(ids, timeout=120, sweep=False)
     finally:
         worker.stop()

@@ -6,17 +6,18 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from messaging.models import Message
-from messaging.services import message_dispatch, messages_sweep
+from messaging.services import message_dispatch, messages_sweep, outbox_relay
 from tests.factories import MessageFactory
 from tests.messaging.test_send_api import SMS
 
 
 @pytest.fixture
-def published(monkeypatch):
+def published(monkeypatch, empty_queues):
+    """(message id, queue) of every dispatch the relay publishes (in batches)."""
     calls = []
     monkeypatch.setattr(
-        "messaging.services.events.celery_app.send_task",
-        lambda name, args, queue, countdown=None: calls.append((args[0], queue)),
+        "messaging.services.outbox.celery_app.send_task",
+        lambda name, args, queue: calls.extend((pk, queue) for pk in args[0]),
     )
     return calls
 
@@ -55,10 +56,10 @@ def test_worker_killed_after_the_provider_accepted_is_not_sent_twice(api, sandbo
     """The provider took the message but the worker died before recording it."""
     message_id = api.post("/api/messages/sms", SMS, format="json").json()["id"]
     message = Message.objects.get(pk=message_id)
-    from messaging.services.dispatch import _outbound
+    from messaging.services.dispatch import outbound_for
     from providers.registry import provider_get
 
-    provider_get("twilio").send(_outbound(message))  # reached the provider...
+    provider_get("twilio").send(outbound_for(message))  # reached the provider...
     Message.objects.filter(pk=message_id).update(  # ...then the worker vanished mid-try
         status="sending", attempts=1, provider="twilio", lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -81,14 +82,16 @@ def test_a_second_copy_of_a_task_does_nothing(api, sandbox):
 def test_a_worker_whose_lease_ran_out_cannot_overwrite_the_next_try(api, sandbox):
     message_id = api.post("/api/messages/sms", SMS, format="json").json()["id"]
     from messaging.services import dispatch
-
-    first = dispatch._claim(message_id)
-    Message.objects.filter(pk=message_id).update(status="queued", next_attempt_at=None)  # the sweep took it back
-    second = dispatch._claim(message_id)
     from providers.base import Outcome, SendResult
 
-    assert dispatch._record(first, SendResult(Outcome.PERMANENT, error="stale")) == "late"
-    assert dispatch._record(second, SendResult(Outcome.SUCCESS, provider_message_id="SMx")) == "sent"
+    [first] = dispatch._claim([message_id], "sms", timezone.now())
+    Message.objects.filter(pk=message_id).update(status="queued", next_attempt_at=None)  # the sweep took it back
+    [second] = dispatch._claim([message_id], "sms", timezone.now())
+
+    stale = dispatch.Tried(first, SendResult(Outcome.PERMANENT, error="stale"))
+    assert dispatch._record([stale], now=timezone.now()) == {message_id: "late"}
+    fresh = dispatch.Tried(second, SendResult(Outcome.SUCCESS, provider_message_id="SMx"))
+    assert dispatch._record([fresh], now=timezone.now()) == {message_id: "sent"}
     message = Message.objects.get(pk=message_id)
     assert message.status == "sent" and message.attempts == 2
 
@@ -128,7 +131,9 @@ def test_replay_failed_filters_by_reason_and_starts_a_fresh_budget(
     assert message.delivery_attempts.count() == 6  # history kept
     assert message.events.filter(kind="replay").exists()
     assert Message.objects.get(pk=permanent).status == "failed"
-    assert published[-1] == (exhausted, "sms")
+    assert message.enqueued_at is None and published == []  # the relay's to publish
+    outbox_relay()
+    assert published == [(exhausted, "sms")]
 
 
 def test_replay_failed_by_id_and_channel(api, sandbox, published):

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 import pytest
 import responses
 
-from providers.base import OutboundMessage, Outcome, WebhookRequest
+from providers.base import OutboundMessage, Outcome, PermanentError, WebhookRequest
 from providers.sendgrid import email_content
 from tests.providers.helpers import EcKey, fixture, sendgrid, sendgrid_body
 
@@ -116,5 +116,5 @@ def test_bounce_is_undelivered_and_unknown_events_are_unknown():
 
 @pytest.mark.parametrize("body", [b"not json", b'{"event": "delivered"}'])
 def test_parse_status_refuses_bodies_that_are_not_an_event_array(body):
-    with pytest.raises(ValueError):
+    with pytest.raises(PermanentError):
         sendgrid().parse_status(_events(body, {}))

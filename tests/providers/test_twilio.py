@@ -5,7 +5,7 @@ import pytest
 import requests
 import responses
 
-from providers.base import OutboundMessage, Outcome, WebhookRequest
+from providers.base import OutboundMessage, Outcome, TransientError, WebhookRequest
 from providers.twilio import twilio_signature
 from tests.providers.helpers import TOKEN, fixture, twilio, twilio_form, twilio_signed_headers
 
@@ -115,7 +115,7 @@ def test_lookup_matches_body_oldest_first():
 @responses.activate
 def test_failed_lookup_raises_so_nothing_is_resent():
     responses.get(MESSAGES_URL, status=500)
-    with pytest.raises(LookupError):
+    with pytest.raises(TransientError):
         twilio().lookup(OUT, since=datetime(2026, 11, 24, tzinfo=UTC))
 
 

@@ -8,8 +8,9 @@ from messaging.services import messages_sweep
 
 class Command(BaseCommand):
     help = (
-        "Run the sweep now, as beat does every few seconds: publish again the queued messages no worker "
-        "took, take back the ones whose worker's lease ran out. With --status, only report what is waiting."
+        "Run the sweep now, as beat does every few seconds: take back the messages whose worker's lease ran "
+        "out, publish again those whose task the broker lost, and relay any that no relay published. With "
+        "--status, only report what is waiting."
     )
 
     def add_arguments(self, parser):
@@ -32,5 +33,8 @@ class Command(BaseCommand):
             return
         result = messages_sweep()
         self.stdout.write(
-            self.style.SUCCESS(f"requeued {result.requeued}, recovered {result.recovered} from expired leases")
+            self.style.SUCCESS(
+                f"requeued {result.requeued}, recovered {result.recovered} from expired leases, "
+                f"published {result.published} unpublished"
+            )
         )
