@@ -52,8 +52,13 @@ def messages_dispatch(*, message_ids: list[int], message_type: str) -> dict[int,
     claims = _claim(message_ids, message_type, now)
     if not claims:
         return {}
-    tried = _try_all(claims)
-    return _record(tried, now=timezone.now())
+    tried, crashed = _try_all(claims)
+    outcomes = _record(tried, now=timezone.now()) if tried else {}
+    if crashed:
+        # A bug of ours, not a provider's answer: the others are recorded; these stay
+        # `sending` until their lease runs out, then the sweep reconciles them.
+        raise crashed[0]
+    return outcomes
 
 
 # --- Claim ----------------------------------------------------------------------------
@@ -206,14 +211,16 @@ class Tried:
         self.reconciled, self.reconcile_pending = reconciled, reconcile_pending
 
 
-def _try_all(claims: list[Claim]) -> list[Tried]:
-    """Reconcile the claims that need it, then send the rest, many calls at a time."""
+def _try_all(claims: list[Claim]) -> tuple[list[Tried], list[Exception]]:
+    """Reconcile the claims that need it, then send the rest, many calls at a time.
+    Also returns the exceptions of calls that crashed (their claims are left out)."""
     tried: list[Tried] = []
+    crashed: list[Exception] = []
     seen: list[tuple[str, bool]] = []  # (provider, failed) of every call, in order
     reconciling = [c for c in claims if c.reconcile_pending]
     sending = [c for c in claims if not c.reconcile_pending]
     if reconciling:
-        looked = _in_parallel(_lookup, reconciling)
+        reconciling, looked = _without_crashes(reconciling, _in_parallel(_lookup, reconciling), crashed)
         seen += [(c.provider, isinstance(r, ProviderError)) for c, r in zip(reconciling, looked, strict=True)]
         found = _reconcile(reconciling, looked)
         for claim, result in zip(reconciling, looked, strict=True):
@@ -226,13 +233,13 @@ def _try_all(claims: list[Claim]) -> list[Tried]:
             else:
                 claim.reconcile_pending = False
                 sending.append(_switch_provider(claim))
-    sent = _in_parallel(_send, sending)
+    sending, sent = _without_crashes(sending, _in_parallel(_send, sending), crashed)
     tried += [Tried(claim, result) for claim, result in zip(sending, sent, strict=True)]
     seen += [
         (c.provider, r.outcome in (Outcome.TRANSIENT, Outcome.AMBIGUOUS)) for c, r in zip(sending, sent, strict=True)
     ]
     _update_breakers(seen)
-    return tried
+    return tried, crashed
 
 
 _executor: ThreadPoolExecutor | None = None
@@ -259,14 +266,34 @@ def _slot(provider: str) -> threading.BoundedSemaphore:
         return _in_flight[provider]
 
 
+class _Crashed:
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+
 def _in_parallel(work: Callable[[Claim], object], claims: list[Claim]) -> list:
     """`work` for every claim, at most PROVIDER_MAX_IN_FLIGHT at once per provider; a
-    single claim runs in the caller's thread. Each call keeps the caller's log context."""
-    if len(claims) <= 1:
-        return [work(claim) for claim in claims]
+    single claim runs in the caller's thread. Each call keeps the caller's log context;
+    one that raises gives a `_Crashed` in its place."""
+    if not claims:
+        return []
+    if len(claims) == 1:
+        try:
+            return [work(claims[0])]
+        except Exception as exc:
+            return [_Crashed(exc)]
     pool = _pool()
     futures = [pool.submit(contextvars.copy_context().run, _bounded, work, claim) for claim in claims]
-    return [future.result() for future in futures]
+    return [_Crashed(f.exception()) if f.exception() else f.result() for f in futures]
+
+
+def _without_crashes(claims: list[Claim], results: list, crashed: list[Exception]) -> tuple[list[Claim], list]:
+    kept = [(c, r) for c, r in zip(claims, results, strict=True) if not isinstance(r, _Crashed)]
+    for claim, result in zip(claims, results, strict=True):
+        if isinstance(result, _Crashed):
+            logger.error("message %s: dispatch crashed", claim.message_id, exc_info=result.exc)
+            crashed.append(result.exc)
+    return [c for c, _ in kept], [r for _, r in kept]
 
 
 def _bounded(work: Callable[[Claim], object], claim: Claim):
