@@ -112,8 +112,8 @@ def _claim_for(ids: list[int], provider: str, now: datetime) -> list[Claim]:
     # raw() maps the returned rows onto models with each field's converters (JSON, dates).
     with transaction.atomic():
         messages = list(Message.objects.raw(sql, params))
-    for message in messages:
-        metrics.message_status(direction=message.direction, channel=message.type, status=Message.Status.SENDING)
+    for (direction, channel), count in Counter((m.direction, m.type) for m in messages).items():
+        metrics.message_status(direction=direction, channel=channel, status=Message.Status.SENDING, count=count)
     return [_claim_of(message, now) for message in messages]
 
 
