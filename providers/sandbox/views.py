@@ -272,14 +272,16 @@ def sendgrid_messages(request: HttpRequest, label: str) -> HttpResponse:
 
 
 def _accept(label: str, *, reference: str, fields: dict, respond, errors: dict) -> HttpResponse:
-    """Apply the recipient's behaviour; store and answer for the ones that accept."""
+    """Apply the recipient's behaviour; store and answer for the ones that accept.
+
+    The latency comes first, before any database work: a request that slept while
+    holding a pooled connection made the pool, not the sandbox's CPU, its ceiling."""
+    _answer_slowly()
     behaviour = behaviour_for(fields["to_address"])
     if behaviour in (Behaviour.REJECT, Behaviour.ERROR):
-        _answer_slowly()
         return errors[behaviour]()
     tries = try_number(label, reference=reference, fallback=f"{fields['to_address']}|{fields['body']}")
     if behaviour is Behaviour.RATE_LIMIT and tries <= RATE_LIMITED_TRIES:
-        _answer_slowly()
         return errors[behaviour]()
     sid = ("SM" + secrets.token_hex(16)) if fields["format"] == "twilio" else secrets.token_urlsafe(16)
     message = SandboxMessage.objects.create(label=label, sid=sid, reference=reference, **fields)
@@ -290,7 +292,6 @@ def _accept(label: str, *, reference: str, fields: dict, respond, errors: dict) 
         time.sleep(settings.PROVIDER_TIMEOUT_SECONDS + 1)
     else:
         _schedule_callbacks(message)
-    _answer_slowly()
     return respond(message)
 
 

@@ -73,3 +73,20 @@ def _setting_in_a_fresh_process(tmp_path, **env) -> str:
 def test_sandbox_latency_is_read_from_the_environment(tmp_path):
     assert _setting_in_a_fresh_process(tmp_path, SANDBOX_LATENCY_MS="100") == "100"
     assert _setting_in_a_fresh_process(tmp_path) == "0"
+
+
+def test_sandbox_sleeps_before_its_first_query_so_no_connection_is_held_asleep(client, db, settings, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from providers.sandbox import views
+
+    settings.SANDBOX_LATENCY_MS = 1
+    queries_before_sleep = []
+    with CaptureQueriesContext(connection) as queries:
+        monkeypatch.setattr(views.time, "sleep", lambda _s: queries_before_sleep.append(len(queries)))
+        code, _ = _timed_twilio_create(client, "+18045551234")
+
+    assert code == 201
+    assert queries_before_sleep == [0]
+    assert len(queries) >= 1  # the record was still stored, after the sleep
