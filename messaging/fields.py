@@ -12,7 +12,27 @@ from conversations.addresses import normalize_email, normalize_phone
 _url_validator = URLValidator(schemes=["http", "https"])
 
 
-class _AddressField(serializers.CharField):
+class StringField(serializers.CharField):
+    """A JSON string and nothing else. DRF's CharField turns a number into its text, so
+    `"body": 12345` would be stored as "12345": a client bug we should report, not hide."""
+
+    default_error_messages = {"invalid": "Must be a string, not {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", kind=_json_kind(data))
+        return super().to_internal_value(data)
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+class _AddressField(StringField):
     normalize = staticmethod(normalize_phone)
 
     def __init__(self, **kwargs):
@@ -38,7 +58,7 @@ class EmailAddressField(_AddressField):
 
 
 @extend_schema_field({"type": "string", "format": "uri", "example": "https://example.com/image.jpg"})
-class AttachmentUrlField(serializers.CharField):
+class AttachmentUrlField(StringField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 2048)
         super().__init__(**kwargs)

@@ -7,6 +7,7 @@ from messaging.fields import (
     EmailAddressField,
     FromFieldMixin,
     PhoneField,
+    StringField,
     check_email_message,
     check_phone_message,
 )
@@ -20,7 +21,7 @@ class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
     from_ = PhoneField(help_text="One of the account's phone numbers, E.164.")
     to = PhoneField(help_text="The recipient, E.164.")
     type = serializers.ChoiceField(choices=["sms", "mms"], default="sms")
-    body = serializers.CharField(max_length=settings.SMS_MAX_BODY, allow_blank=True, trim_whitespace=False, default="")
+    body = StringField(max_length=settings.SMS_MAX_BODY, allow_blank=True, trim_whitespace=False, default="")
     attachments = AttachmentsField(help_text="http(s) URLs of media; an MMS needs at least one.")
     timestamp = serializers.DateTimeField(required=False, allow_null=True, help_text="ISO-8601; naive times are UTC.")
 
@@ -42,8 +43,8 @@ class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
 class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
     from_ = EmailAddressField(help_text="One of the account's addresses (or an address in its domain).")
     to = EmailAddressField()
-    subject = serializers.CharField(max_length=998, allow_blank=True, default="")
-    body = serializers.CharField(max_length=EMAIL_MAX_BODY, trim_whitespace=False, help_text="Text or HTML.")
+    subject = StringField(max_length=998, allow_blank=True, default="")
+    body = StringField(max_length=EMAIL_MAX_BODY, trim_whitespace=False, help_text="Text or HTML.")
     attachments = AttachmentsField(help_text="http(s) URLs; sent as links.")
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
 
@@ -67,10 +68,10 @@ class BatchItemSerializer(FromFieldMixin, serializers.Serializer):
     """One message of a batch, as documented; each is validated by the serializer of its type."""
 
     type = serializers.ChoiceField(choices=["sms", "mms", "email"])
-    from_ = serializers.CharField(help_text="As for POST /api/messages/sms or /email.")
-    to = serializers.CharField()
-    subject = serializers.CharField(required=False, help_text="Email only.")
-    body = serializers.CharField(required=False)
+    from_ = StringField(help_text="As for POST /api/messages/sms or /email.")
+    to = StringField()
+    subject = StringField(required=False, help_text="Email only.")
+    body = StringField(required=False)
     attachments = serializers.ListField(child=serializers.URLField(), required=False, allow_null=True)
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
 

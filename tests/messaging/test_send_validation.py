@@ -132,3 +132,51 @@ def test_naive_timestamp_is_taken_as_utc(api):
     body = api.post("/api/messages/sms", SMS | {"timestamp": "2024-11-01T14:00:00"}, format="json").json()
 
     assert body["timestamp"] == "2024-11-01T14:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "field", "kind"),
+    [
+        ("/api/messages/sms", SMS | {"body": 12345}, "body", "a number"),
+        ("/api/messages/sms", SMS | {"body": 1.5}, "body", "a number"),
+        ("/api/messages/sms", SMS | {"body": ["hi"]}, "body", "an array"),
+        ("/api/messages/sms", SMS | {"from": 12016661234}, "from", "a number"),
+        ("/api/messages/email", EMAIL | {"subject": 7}, "subject", "a number"),
+        ("/api/messages/email", EMAIL | {"body": {"html": "x"}}, "body", "an object"),
+    ],
+)
+def test_string_fields_take_json_strings_only(api, path, payload, field, kind):
+    error = _error(api.post(path, payload, format="json"), 400)
+
+    assert error["fields"][field] == [f"Must be a string, not {kind}."]
+    _nothing_stored()
+
+
+def test_a_batch_item_with_a_number_for_its_body_is_refused_by_name(api):
+    response = api.post("/api/messages/batch", {"messages": [SMS | {"body": 12345}, SMS]}, format="json")
+
+    assert response.status_code == 202, response.content
+    first, second = response.json()["results"]
+    assert "body" in first["error"]["fields"]
+    assert second["status"] == "queued"
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.parametrize("page_size", ["abc", "0", "-5", "201", "100000", "1.5", ""])
+def test_an_impossible_page_size_is_a_400_that_says_the_range(api, page_size):
+    error = _error(api.get(f"/api/conversations?page_size={page_size}"), 400)
+
+    assert error["fields"]["page_size"] == ["Must be an integer from 1 to 200."]
+
+
+@pytest.mark.parametrize("page_size", ["1", "200"])
+def test_page_sizes_at_the_bounds_are_served(api, page_size):
+    assert api.get(f"/api/conversations?page_size={page_size}").status_code == 200
+
+
+def test_the_schema_documents_the_page_size_range(client, db):
+    schema = client.get("/api/schema", HTTP_ACCEPT="application/json").json()
+    parameters = schema["paths"]["/api/conversations"]["get"]["parameters"]
+
+    (page_size,) = [p for p in parameters if p["name"] == "page_size"]
+    assert page_size["schema"] == {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
