@@ -352,6 +352,8 @@ SPECTACULAR_SETTINGS = {
         "MessageTypeEnum": "messaging.models.Message.Type",
         "PhoneMessageTypeEnum": ["sms", "mms"],
     },
+    # config.urls.IdConverter: path ids are integers, so generated clients type them so.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
 }
 
 # --- Static files, i18n, security -----------------------------------------------------

@@ -90,7 +90,9 @@ class BatchSendSerializer(serializers.Serializer):
 
 
 class BatchSendDocumentation(serializers.Serializer):
-    messages = BatchItemSerializer(many=True, help_text=f"1 to {settings.BATCH_MAX_MESSAGES} messages.")
+    messages = serializers.ListField(
+        child=BatchItemSerializer(), min_length=1, max_length=settings.BATCH_MAX_MESSAGES, help_text="Each sent alone."
+    )
 
 
 def _batch_item(item, validators: dict) -> NewMessage | dict:

@@ -180,3 +180,22 @@ def test_the_schema_documents_the_page_size_range(client, db):
 
     (page_size,) = [p for p in parameters if p["name"] == "page_size"]
     assert page_size["schema"] == {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
+
+
+def test_the_schema_bounds_a_batch_as_the_server_does(client, db, settings):
+    schema = client.get("/api/schema", HTTP_ACCEPT="application/json").json()
+    request = next(s for name, s in schema["components"]["schemas"].items() if name.startswith("BatchSend"))
+
+    messages = request["properties"]["messages"]
+    assert (messages["minItems"], messages["maxItems"]) == (1, settings.BATCH_MAX_MESSAGES)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/api/messages/{message_id}", "message_id"), ("/api/conversations/{conversation_id}", "conversation_id")],
+)
+def test_the_schema_types_path_ids_as_integers(client, db, path, name):
+    schema = client.get("/api/schema", HTTP_ACCEPT="application/json").json()
+
+    (parameter,) = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name]
+    assert parameter["schema"]["type"] == "integer"
