@@ -4,14 +4,12 @@ request, and a body cap."""
 import re
 import time
 import uuid
-from contextvars import ContextVar
 
 import structlog
 from django.conf import settings
 
 from config.errors import json_error
 
-request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = structlog.get_logger("config.request")
 
@@ -32,7 +30,6 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token = request_id_var.set(request_id)
         context = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             response = self.get_response(request)
@@ -40,12 +37,7 @@ class RequestIdMiddleware:
             _log_request(request, response.status_code, time.monotonic() - started)
         finally:
             structlog.contextvars.reset_contextvars(**context)
-            request_id_var.reset(token)
         return response
-
-
-def current_request_id() -> str:
-    return request_id_var.get()
 
 
 def _log_request(request, status: int, seconds: float) -> None:

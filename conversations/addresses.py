@@ -40,10 +40,6 @@ def normalize_email(value: str) -> str:
     return value
 
 
-def normalize_address(value: str, kind: AddressKind) -> str:
-    return normalize_phone(value) if kind is AddressKind.PHONE else normalize_email(value)
-
-
 def address_kind(normalized: str) -> AddressKind:
     return AddressKind.PHONE if normalized.startswith("+") else AddressKind.EMAIL
 

@@ -63,10 +63,6 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.account})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
 
 class Contact(models.Model):
     """Someone an account talks to; one contact may have several addresses."""

@@ -1,3 +1,4 @@
+from django.conf import settings
 from rest_framework import serializers
 
 from messaging.fields import (
@@ -20,7 +21,7 @@ class SmsWebhookSerializer(FromFieldMixin, serializers.Serializer):
     to = PhoneField(help_text="One of an account's numbers: it decides the account.")
     type = serializers.ChoiceField(choices=["sms", "mms"], default="sms")
     messaging_provider_id = serializers.CharField(max_length=255, help_text="The provider's message id (dedupe key).")
-    body = serializers.CharField(max_length=1600, allow_blank=True, trim_whitespace=False, default="")
+    body = serializers.CharField(max_length=settings.SMS_MAX_BODY, allow_blank=True, trim_whitespace=False, default="")
     attachments = AttachmentsField()
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
 

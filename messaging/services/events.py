@@ -9,9 +9,3 @@ from messaging.models import MessageEvent
 
 def event_new(message_id: int, kind: str, status: str = "", at: datetime | None = None, **detail) -> MessageEvent:
     return MessageEvent(message_id=message_id, kind=kind, status=status, detail=detail, created_at=at or timezone.now())
-
-
-def event_record(message_id: int, kind: str, status: str = "", **detail) -> MessageEvent:
-    event = event_new(message_id, kind, status, **detail)
-    event.save(force_insert=True)
-    return event
