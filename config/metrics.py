@@ -266,9 +266,26 @@ def registry_for_scrape(*, with_state: bool, own_connection: bool = False) -> Co
 
 
 def metrics_view(request):
-    """GET /metrics: every process's counters on this machine, and the state gauges."""
+    """GET /metrics: every process's counters on this machine, and the state gauges.
+
+    Behind `Authorization: Bearer <METRICS_TOKEN>` when that is set, and always in
+    production: the counters name accounts and reveal traffic. Production without a
+    token answers 403 rather than exposing them (or a METRICS_PORT on a private bind
+    serves them instead)."""
+    import hmac
+
+    from django.conf import settings
     from django.http import HttpResponse
 
+    from config.errors import json_error
+
+    token = settings.METRICS_TOKEN
+    if settings.IS_PRODUCTION and not token:
+        return json_error(403, "metrics_disabled", "Set METRICS_TOKEN to scrape /metrics in production.")
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return json_error(401, "unauthorized", "Send Authorization: Bearer <METRICS_TOKEN>.")
     body = generate_latest(registry_for_scrape(with_state=True))
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 

@@ -197,6 +197,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_DB_REUSE_MAX = 1_000_000
 
 # --- Messaging ------------------------------------------------------------------------
+# /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set; production refuses it without one.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 PROVIDER_SANDBOX = env.bool("PROVIDER_SANDBOX", default=not IS_PRODUCTION)
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
 # Provider calls a worker process keeps in flight at once, per provider instance, over

@@ -99,3 +99,23 @@ def test_unexpected_errors_answer_json_500_without_a_traceback(client, monkeypat
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
     assert b"secret internals" not in response.content
+
+
+def test_metrics_in_production_are_refused_without_a_token_configured(client, db, settings):
+    settings.IS_PRODUCTION, settings.METRICS_TOKEN = True, ""
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 403
+    assert "METRICS_TOKEN" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("production", [True, False])
+def test_metrics_with_a_token_want_it_as_a_bearer(client, db, settings, production):
+    settings.IS_PRODUCTION, settings.METRICS_TOKEN = production, "s3cret-token"
+
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    answered = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert answered.status_code == 200
+    assert b"django_http_requests_total_by_method_total" in answered.content
