@@ -36,4 +36,3 @@ def test_the_lock_is_per_address_and_a_success_resets_the_count(client, staff_us
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         _login(client, "wrong", address="10.0.0.2")
     assert _login(client, "right-horse-battery", address="10.0.0.2").status_code == 302
-
