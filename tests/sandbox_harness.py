@@ -30,25 +30,13 @@ class InProcessSandbox:
 
     def _forward(self, request: requests.PreparedRequest):
         self.calls += 1
-        url = urlsplit(request.url)
-        headers = {
-            "HTTP_" + name.upper().replace("-", "_"): value
-            for name, value in request.headers.items()
-            if name.lower() not in ("content-type", "content-length")
-        }
         started = time.monotonic()
-        response = self.client.generic(
-            request.method,
-            url.path + (f"?{url.query}" if url.query else ""),
-            data=request.body or b"",
-            content_type=request.headers.get("Content-Type", ""),
-            **headers,
-        )
+        answer = forward(self.client, request, urlsplit(request.url).path)
         # Honour the client's timeout as a socket would: the provider may have acted on
         # the request, but the caller never hears the answer.
         if time.monotonic() - started > settings.PROVIDER_TIMEOUT_SECONDS:
             raise requests.ReadTimeout(f"read timed out after {settings.PROVIDER_TIMEOUT_SECONDS}s")
-        return response.status_code, dict(response.items()), response.content
+        return answer
 
     def deliver_callbacks(self) -> None:
         """What the sandbox's callback task does, for every message it accepted."""
@@ -70,3 +58,21 @@ class InProcessSandbox:
 
     def sent_to(self, address: str) -> int:
         return SandboxMessage.objects.filter(to_address=address).count()
+
+
+def forward(client: Client, request: requests.PreparedRequest, path: str) -> tuple[int, dict, bytes]:
+    """Serve an outgoing `requests` request from our app at `path`, as `responses` wants it."""
+    query = urlsplit(request.url).query
+    headers = {
+        "HTTP_" + name.upper().replace("-", "_"): value
+        for name, value in request.headers.items()
+        if name.lower() not in ("content-type", "content-length")
+    }
+    response = client.generic(
+        request.method,
+        path + (f"?{query}" if query else ""),
+        data=request.body or b"",
+        content_type=request.headers.get("Content-Type", ""),
+        **headers,
+    )
+    return response.status_code, dict(response.items()), response.content

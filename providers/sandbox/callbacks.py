@@ -56,8 +56,8 @@ def _sendgrid_events(message: SandboxMessage, final: str) -> None:
     base = {
         "email": message.to_address,
         "timestamp": now,
-        "sg_message_id": f"{message.sid}.filterdrecv-sandbox-1",
-        "smtp-id": f"<{message.sid}@sandbox>",
+        "sg_message_id": message.sid,  # "<X-Message-Id>.filterdrecv-sandbox-<recipient>"
+        "smtp-id": f"<{message.sid.split('.')[0]}@sandbox>",
         "message_id": message.reference,
     }
     events = [base | {"event": "processed", "sg_event_id": secrets.token_urlsafe(16)}]

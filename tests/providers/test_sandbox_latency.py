@@ -79,12 +79,12 @@ def test_sandbox_sleeps_before_its_first_query_so_no_connection_is_held_asleep(c
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from providers.sandbox import views
+    from providers.sandbox import common
 
     settings.SANDBOX_LATENCY_MS = 1
     queries_before_sleep = []
     with CaptureQueriesContext(connection) as queries:
-        monkeypatch.setattr(views.time, "sleep", lambda _s: queries_before_sleep.append(len(queries)))
+        monkeypatch.setattr(common.time, "sleep", lambda _s: queries_before_sleep.append(len(queries)))
         code, _ = _timed_twilio_create(client, "+18045551234")
 
     assert code == 201
