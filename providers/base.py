@@ -18,6 +18,15 @@ class Outcome(StrEnum):
     AMBIGUOUS = "ambiguous"  #: may have been sent (timeout, 5xx): look it up before resending
 
 
+class Verdict(StrEnum):
+    """What a webhook's signature says about it."""
+
+    VALID = "valid"
+    MISSING = "missing"  #: not signed at all
+    INVALID = "invalid"  #: signed, but not by a key we hold, or over other content
+    STALE = "stale"  #: signed correctly, at a time outside the allowed window (a replay)
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     reference: str  #: our message id, carried to the provider where its API allows
@@ -143,7 +152,9 @@ class Provider(ABC):
         Raises TransientError when the provider cannot answer."""
 
     @abstractmethod
-    def verify_webhook(self, request: WebhookRequest) -> bool: ...
+    def verify_webhook(self, request: WebhookRequest, *, now: float | None = None) -> Verdict:
+        """Whether the webhook was signed by this provider; `now` (Unix seconds) for
+        providers that sign a timestamp, which must be within the allowed window."""
 
     @abstractmethod
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:

@@ -13,6 +13,7 @@ def _instances() -> dict[str, Provider]:
     instances = {}
     for name, config in settings.PROVIDERS.items():
         options = {k: v for k, v in config.items() if k not in {"adapter", "types"}}
+        options.setdefault("signature_tolerance_seconds", settings.WEBHOOK_TOLERANCE_SECONDS)
         adapter = import_string(config["adapter"])
         if settings.PROVIDER_SANDBOX and adapter.format == "sendgrid":
             from providers.sandbox.signing import sendgrid_public_key

@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import re
+import time
 from datetime import datetime
 from html import escape
 
@@ -28,6 +29,7 @@ from providers.base import (
     SendResult,
     StatusUpdate,
     TransientError,
+    Verdict,
     WebhookRequest,
     outcome_for,
 )
@@ -134,14 +136,22 @@ class SendGridProvider(Provider):
         # Activity ids are "<X-Message-Id>.<filter suffix>"; we store the X-Message-Id.
         return [m["msg_id"].split(".")[0] for m in payload.get("messages", []) if m.get("msg_id")]
 
-    def verify_webhook(self, request: WebhookRequest) -> bool:
+    def verify_webhook(self, request: WebhookRequest, *, now: float | None = None) -> Verdict:
+        """SendGrid signs the timestamp with the body, so a captured batch replayed later
+        is refused as stale once outside the window (each delivery attempt is signed
+        anew, so SendGrid's own retries stay inside it)."""
         signature, timestamp = request.header(SIGNATURE_HEADER), request.header(TIMESTAMP_HEADER)
-        if not signature or not timestamp:
-            return False
-        return any(
+        if not signature and not timestamp:
+            return Verdict.MISSING
+        signed = bool(signature and timestamp) and any(
             verify_event_signature(key, signature, timestamp, request.body)
             for key in self.options.get("public_keys", [])
         )
+        if not signed or not timestamp.isdigit():
+            return Verdict.INVALID
+        if abs((now or time.time()) - int(timestamp)) > self.options.get("signature_tolerance_seconds", 300):
+            return Verdict.STALE
+        return Verdict.VALID
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
         try:

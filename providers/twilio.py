@@ -4,7 +4,9 @@ Create: form-encoded POST with HTTP Basic auth, repeated `MediaUrl`, a `StatusCa
 that carries our message id (Twilio signs the full URL, query included). Errors are JSON
 `{"code", "message", "more_info", "status"}`. Status callbacks are form posts signed
 with `X-Twilio-Signature`: base64 HMAC-SHA1, keyed by the auth token, of the URL
-followed by every POST parameter name and value, sorted by name.
+followed by every POST parameter name and value, sorted by name and, for a repeated
+field, by value (as twilio's RequestValidator signs). Twilio's own signing is not
+consistent about the default port, so the URL is tried with and without it.
 """
 
 import base64
@@ -23,6 +25,7 @@ from providers.base import (
     SendResult,
     StatusUpdate,
     TransientError,
+    Verdict,
     WebhookRequest,
     outcome_for,
 )
@@ -46,9 +49,19 @@ STATUS_MAP = {
 
 
 def twilio_signature(auth_token: str, url: str, params: dict[str, list[str]]) -> str:
-    payload = url + "".join(name + value for name in sorted(params) for value in params[name])
+    payload = url + "".join(name + value for name in sorted(params) for value in sorted(set(params[name])))
     digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
+
+
+def _port_variants(url: str) -> list[str]:
+    """As twilio's RequestValidator tries it: without the port, and with the scheme's
+    default port when the URL names none."""
+    parts = urlsplit(url)
+    without = parts._replace(netloc=parts.netloc.split(":")[0]).geturl()
+    default = 443 if parts.scheme == "https" else 80
+    with_port = url if parts.port else parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
+    return [without, with_port]
 
 
 class TwilioProvider(Provider):
@@ -102,14 +115,17 @@ class TwilioProvider(Provider):
         found.sort(key=lambda m: m.get("date_created") or "")
         return [m["sid"] for m in found]
 
-    def verify_webhook(self, request: WebhookRequest) -> bool:
+    def verify_webhook(self, request: WebhookRequest, *, now: float | None = None) -> Verdict:
         signature = request.header("X-Twilio-Signature")
         if not signature:
-            return False
+            return Verdict.MISSING
         tokens = [self.options["auth_token"], *self.options.get("previous_auth_tokens", [])]
-        return any(
-            hmac.compare_digest(twilio_signature(token, request.url, request.form), signature) for token in tokens
+        valid = any(
+            hmac.compare_digest(twilio_signature(token, url, request.form), signature)
+            for token in tokens
+            for url in _port_variants(request.url)
         )
+        return Verdict.VALID if valid else Verdict.INVALID
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
         form = {name: values[-1] for name, values in request.form.items()}

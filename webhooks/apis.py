@@ -95,13 +95,21 @@ def _check_signature(request) -> bool:
     if verdict is signatures.Verdict.MISSING and settings.ALLOW_UNSIGNED_WEBHOOKS:
         logger.warning("unsigned webhook accepted on %s (local mode)", request.path)
         return False
-    metrics.WEBHOOK_SIGNATURE_FAILURES.labels(webhook=request.path.rstrip("/").rsplit("/", 1)[-1], reason=verdict).inc()
-    messages = {
-        signatures.Verdict.MISSING: "The webhook is not signed.",
-        signatures.Verdict.STALE: "The signature timestamp is outside the allowed window.",
-        signatures.Verdict.INVALID: "The signature does not match.",
-    }
-    raise ApiError(401, "invalid_signature", messages[verdict])
+    _refuse(verdict, webhook=request.path.rstrip("/").rsplit("/", 1)[-1])
+
+
+_REFUSALS = {
+    signatures.Verdict.MISSING: "The webhook is not signed.",
+    signatures.Verdict.STALE: "The signature timestamp is outside the allowed window.",
+    signatures.Verdict.INVALID: "The signature does not match.",
+}
+
+
+def _refuse(verdict: signatures.Verdict, *, webhook: str, scheme: str = ""):
+    metrics.WEBHOOK_SIGNATURE_FAILURES.labels(webhook=webhook, reason=verdict).inc()
+    logger.warning("%s webhook refused: signature %s", webhook, verdict)
+    prefix = f"{scheme} webhook: " if scheme else ""
+    raise ApiError(401, "invalid_signature", prefix + _REFUSALS[verdict])
 
 
 class _ProviderWebhookApi(_WebhookApi):
@@ -122,10 +130,9 @@ class _ProviderWebhookApi(_WebhookApi):
             body=request.body,
             form=form,
         )
-        if not provider.verify_webhook(webhook):
-            metrics.WEBHOOK_SIGNATURE_FAILURES.labels(webhook=provider.name, reason="invalid").inc()
-            logger.warning("%s webhook with a bad or missing signature refused", name)
-            raise ApiError(401, "invalid_signature", f"The {provider.format} signature is missing or does not match.")
+        verdict = provider.verify_webhook(webhook)
+        if verdict is not signatures.Verdict.VALID:
+            _refuse(verdict, webhook=provider.name, scheme=provider.name)
         return provider, webhook
 
 

@@ -10,19 +10,16 @@ cannot be replayed later). Provider-format webhooks use their providers' own sch
 import hashlib
 import hmac
 import time
-from enum import StrEnum
 
 from django.conf import settings
+
+from providers.base import Verdict
 
 SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
 
 
-class Verdict(StrEnum):
-    VALID = "valid"
-    MISSING = "missing"
-    INVALID = "invalid"
-    STALE = "stale"
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "Verdict", "sign", "verify"]
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

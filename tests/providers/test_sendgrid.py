@@ -1,10 +1,11 @@
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
 import responses
 
-from providers.base import OutboundMessage, Outcome, PermanentError, WebhookRequest
+from providers.base import OutboundMessage, Outcome, PermanentError, Verdict, WebhookRequest
 from providers.sendgrid import email_content
 from tests.providers.helpers import EcKey, fixture, sendgrid, sendgrid_body
 
@@ -82,11 +83,11 @@ def test_verify_checks_the_ecdsa_signature_with_any_configured_key():
     provider = sendgrid(current, previous)
     body = sendgrid_body("sendgrid/events_delivered.json")
 
-    assert provider.verify_webhook(_events(body, current.headers(body)))
-    assert provider.verify_webhook(_events(body, previous.headers(body)))
-    assert not provider.verify_webhook(_events(body, stranger.headers(body)))
-    assert not provider.verify_webhook(_events(body, {}))
-    assert not provider.verify_webhook(_events(body + b" ", current.headers(body)))
+    assert provider.verify_webhook(_events(body, current.headers(body))) is Verdict.VALID
+    assert provider.verify_webhook(_events(body, previous.headers(body))) is Verdict.VALID
+    assert provider.verify_webhook(_events(body, stranger.headers(body))) is Verdict.INVALID
+    assert provider.verify_webhook(_events(body, {})) is Verdict.MISSING
+    assert provider.verify_webhook(_events(body + b" ", current.headers(body))) is Verdict.INVALID
 
 
 def test_verify_rejects_garbage_signatures():
@@ -94,7 +95,34 @@ def test_verify_rejects_garbage_signatures():
     body = b"[]"
     headers = key.headers(body) | {"x-twilio-email-event-webhook-signature": "not base64!"}
 
-    assert not sendgrid(key).verify_webhook(_events(body, headers))
+    assert sendgrid(key).verify_webhook(_events(body, headers)) is not Verdict.VALID
+
+
+@pytest.mark.parametrize(
+    ("age", "verdict"),
+    [(0, Verdict.VALID), (299, Verdict.VALID), (-299, Verdict.VALID), (301, Verdict.STALE), (-301, Verdict.STALE)],
+)
+def test_a_correctly_signed_batch_outside_five_minutes_is_stale(age, verdict):
+    key, body, now = EcKey(), sendgrid_body("sendgrid/events_delivered.json"), 1_800_000_000
+
+    signed = _events(body, key.headers(body, timestamp=str(now - age)))
+
+    assert sendgrid(key).verify_webhook(signed, now=now) is verdict
+
+
+def test_a_week_old_batch_is_stale_and_a_forged_one_invalid_whatever_its_age():
+    key, body = EcKey(), sendgrid_body("sendgrid/events_delivered.json")
+    week_ago = str(int(time.time()) - 7 * 24 * 3600)
+    forged = key.headers(b"[]", timestamp=week_ago)
+
+    assert sendgrid(key).verify_webhook(_events(body, key.headers(body, timestamp=week_ago))) is Verdict.STALE
+    assert sendgrid(key).verify_webhook(_events(body, forged)) is Verdict.INVALID
+
+
+def test_a_signed_timestamp_that_is_not_a_number_is_invalid():
+    key, body = EcKey(), b"[]"
+
+    assert sendgrid(key).verify_webhook(_events(body, key.headers(body, timestamp="yesterday"))) is Verdict.INVALID
 
 
 def test_parse_status_maps_events():

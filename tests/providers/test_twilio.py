@@ -5,7 +5,7 @@ import pytest
 import requests
 import responses
 
-from providers.base import OutboundMessage, Outcome, TransientError, WebhookRequest
+from providers.base import OutboundMessage, Outcome, TransientError, Verdict, WebhookRequest
 from providers.twilio import twilio_signature
 from tests.providers.helpers import TOKEN, fixture, twilio, twilio_form, twilio_signed_headers
 
@@ -132,10 +132,44 @@ def test_verify_accepts_the_current_and_previous_tokens_only():
     form = twilio_form("twilio/status_delivered.form")
     provider = twilio(previous_auth_tokens=["old-token"])
 
-    assert provider.verify_webhook(_webhook(form))
-    assert provider.verify_webhook(_webhook(form, token="old-token"))
-    assert not provider.verify_webhook(_webhook(form, token="someone-else"))
-    assert not provider.verify_webhook(_webhook(form, headers={}))
+    assert provider.verify_webhook(_webhook(form)) is Verdict.VALID
+    assert provider.verify_webhook(_webhook(form, token="old-token")) is Verdict.VALID
+    assert provider.verify_webhook(_webhook(form, token="someone-else")) is Verdict.INVALID
+    assert provider.verify_webhook(_webhook(form, headers={})) is Verdict.MISSING
+
+
+def _sdk_signed(url: str, form: dict[str, list[str]]) -> dict:
+    """Signed by twilio's own RequestValidator, not by our code."""
+    from django.http import QueryDict
+    from twilio.request_validator import RequestValidator
+
+    query = QueryDict(mutable=True)
+    for name, values in form.items():
+        query.setlist(name, values)
+    return {"x-twilio-signature": RequestValidator(TOKEN).compute_signature(url, query)}
+
+
+def test_a_repeated_field_signed_by_the_sdk_verifies_whatever_the_arrival_order():
+    url = "https://svc.test/api/webhooks/providers/twilio/status?ref=42"
+    form = twilio_form("twilio/status_delivered.form") | {"MediaUrl0": ["b", "a", "c"]}
+
+    request = WebhookRequest(url=url, headers=_sdk_signed(url, form), body=b"", form=form)
+
+    assert twilio().verify_webhook(request) is Verdict.VALID
+
+
+def test_a_signature_over_the_url_with_its_default_port_verifies():
+    form = twilio_form("twilio/status_delivered.form")
+    signed_with_port = _sdk_signed("https://svc.test:443/api/webhooks/providers/twilio/status?ref=42", form)
+
+    request = WebhookRequest(
+        url="https://svc.test/api/webhooks/providers/twilio/status?ref=42",
+        headers=signed_with_port,
+        body=b"",
+        form=form,
+    )
+
+    assert twilio().verify_webhook(request) is Verdict.VALID
 
 
 def test_verify_rejects_a_tampered_status_or_url():
@@ -146,8 +180,8 @@ def test_verify_rejects_a_tampered_status_or_url():
     )
     moved = WebhookRequest(url=request.url.replace("ref=42", "ref=43"), headers=request.headers, body=b"", form=form)
 
-    assert not twilio().verify_webhook(tampered)
-    assert not twilio().verify_webhook(moved)
+    assert twilio().verify_webhook(tampered) is not Verdict.VALID
+    assert twilio().verify_webhook(moved) is not Verdict.VALID
 
 
 @pytest.mark.parametrize(

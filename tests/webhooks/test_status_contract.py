@@ -50,7 +50,7 @@ class SendGrid:
     name = "sendgrid"
     _events = {"sent": "processed", "delivered": "delivered", "undelivered": "bounce"}
 
-    def post(self, api, message, status, *, event_id=None, key=None, signature=None):
+    def post(self, api, message, status, *, event_id=None, key=None, signature=None, signed_at=None):
         event = {
             "email": message.to_address,
             "timestamp": int(time.time()),
@@ -60,7 +60,7 @@ class SendGrid:
             "message_id": str(message.pk),
         }
         body = json.dumps([event]).encode()
-        timestamp = str(int(time.time()))
+        timestamp = str(int(signed_at or time.time()))
         if key is not None:
             sig = key.headers(body, timestamp)[SIGNATURE_HEADER.lower()]
         else:
@@ -199,3 +199,25 @@ def test_failed_message_is_revived_by_a_delivered_receipt(api, provider, sent):
 
     sent.refresh_from_db()
     assert sent.status == "delivered" and sent.failure_reason == ""
+
+
+def test_a_correctly_signed_sendgrid_batch_from_a_week_ago_is_refused_as_stale(api, db):
+    provider = SendGrid()
+    message = MessageFactory(
+        type="email",
+        status="sent",
+        provider="sendgrid",
+        provider_message_id="pm-stale",
+        from_address="user@usehatchapp.com",
+        to_address="contact@gmail.com",
+    )
+
+    response = provider.post(api, message, "delivered", signed_at=time.time() - 7 * 24 * 3600)
+
+    assert response.status_code == 401
+    assert response.json()["error"] == {
+        "code": "invalid_signature",
+        "message": "sendgrid webhook: The signature timestamp is outside the allowed window.",
+    }
+    message.refresh_from_db()
+    assert message.status == "sent" and not WebhookEvent.objects.exists()
