@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from config.admin_readonly import ReadOnlyAdmin
 from conversations.addresses import normalize_phone
 from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
 from conversations.services import api_key_create, api_key_revoke
@@ -97,7 +98,7 @@ def address_search_terms(term: str) -> list[str]:
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ReadOnlyAdmin):
     """Read-only: the last-message fields and the count are kept by the services, and a
     save from a stale page would write old values back."""
 
@@ -136,12 +137,6 @@ class ConversationAdmin(admin.ModelAdmin):
     ]
     ordering = ["-last_message_at", "-id"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="last message")
     def last_message(self, obj: Conversation) -> str:

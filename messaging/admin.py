@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from config.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from conversations.admin import ConversationAdmin, address_search_terms
 from conversations.models import Conversation
 from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEvent
@@ -88,17 +89,6 @@ class ProviderFilter(admin.SimpleListFilter):
         return queryset.filter(provider=self.value()) if self.value() else queryset
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 class MessageEventInline(ReadOnlyInline):
     model = MessageEvent
     verbose_name_plural = "timeline"
@@ -118,7 +108,7 @@ class DeliveryAttemptInline(ReadOnlyInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "created_at",
@@ -211,12 +201,6 @@ class MessageAdmin(admin.ModelAdmin):
     show_full_result_count = False
     change_form_template = "admin/messaging/message/change_form.html"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("messaging.change_message")
 
@@ -280,7 +264,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(MessageEvent)
-class MessageEventAdmin(admin.ModelAdmin):
+class MessageEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "message_id", "kind", "status", "created_at"]
     list_filter = ["kind", "status"]
     search_fields = ["=message__id"]
@@ -288,15 +272,9 @@ class MessageEventAdmin(admin.ModelAdmin):
     raw_id_fields = ["message"]
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "message_link", "provider", "outcome", "http_status", "latency_ms", "error"]
     list_filter = ["outcome", "provider", "http_status", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["=message__id"]
@@ -304,12 +282,6 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):
     ordering = ["-id"]
     readonly_fields = [f.name for f in DeliveryAttempt._meta.fields]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="message", ordering="message_id")
     def message_link(self, obj: DeliveryAttempt) -> str:

@@ -10,8 +10,7 @@ from rest_framework.views import APIView
 
 from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError, error_body, flatten_detail
 from config.pagination import CursorPage
-from conversations.selectors import account_owns_address, conversation_get
-from messaging.models import Message
+from conversations.selectors import conversation_get
 from messaging.selectors import message_get, message_list_for_conversation
 from messaging.serializers import (
     BatchResponseSerializer,
@@ -141,54 +140,43 @@ class BatchSendApi(APIView):
         serializer = BatchSendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         items = serializer.new_messages()
-        refusals = _batch_refusals(request.user, items)
-        accepted = [item for index, item in enumerate(items) if index not in refusals]
-        if not accepted:
+        valid = [index for index, item in enumerate(items) if not isinstance(item, dict)]
+        sent = messages_send_batch(account=request.user, batch=[items[index] for index in valid])
+        refusals = {index: _invalid(item) for index, item in enumerate(items) if isinstance(item, dict)}
+        refusals |= {valid[position]: _not_owned(address) for position, address in sent.not_owned.items()}
+        if not sent.messages:
             fields = {
                 f"messages.{index}.{field}": errors
-                for index, error in refusals.items()
+                for index, error in sorted(refusals.items())
                 for field, errors in (error.get("fields") or {"non_field_errors": [error["message"]]}).items()
             }
             raise ApiError(400, "invalid_request", "No message in the batch is valid.", fields)
-        stored = iter(messages_send_batch(account=request.user, batch=accepted))
-        results = []
-        for index in range(len(items)):
-            if index in refusals:
-                results.append({"index": index, "error": refusals[index]})
-            else:
-                message = next(stored)
-                results.append(
-                    {
-                        "index": index,
-                        "id": message.pk,
-                        "conversation_id": message.conversation_id,
-                        "status": message.status,
-                    }
-                )
-        body = {"accepted": len(accepted), "rejected": len(refusals), "results": results}
+        stored = {valid[position]: message for position, message in sent.messages.items()}
+        results = [
+            {"index": index, "error": refusals[index]}
+            if index in refusals
+            else {
+                "index": index,
+                "id": stored[index].pk,
+                "conversation_id": stored[index].conversation_id,
+                "status": stored[index].status,
+            }
+            for index in range(len(items))
+        ]
+        body = {"accepted": len(stored), "rejected": len(refusals), "results": results}
         return Response(body, status=202)
 
 
-def _batch_refusals(account, items) -> dict[int, dict]:
-    """The error of each refused item, by index: invalid, or a sender not owned."""
-    owned: dict[str, bool] = {}
-    refusals = {}
-    for index, item in enumerate(items):
-        if isinstance(item, dict):
-            fields = flatten_detail(item)
-            general = fields.pop("non_field_errors", None)
-            message = general[0] if general else "The message has invalid fields."
-            refusals[index] = error_body("invalid_request", message, fields)["error"]
-            continue
-        if item.from_address not in owned:
-            owned[item.from_address] = account_owns_address(account=account, address=item.from_address)
-        if not owned[item.from_address]:
-            refusals[index] = error_body(
-                "sender_not_allowed",
-                f"This account does not own {item.from_address}.",
-                {"from": ["not owned by this account"]},
-            )["error"]
-    return refusals
+def _invalid(errors: dict) -> dict:
+    fields = flatten_detail(errors)
+    general = fields.pop("non_field_errors", None)
+    return error_body("invalid_request", general[0] if general else "The message has invalid fields.", fields)["error"]
+
+
+def _not_owned(address: str) -> dict:
+    return error_body(
+        "sender_not_allowed", f"This account does not own {address}.", {"from": ["not owned by this account"]}
+    )["error"]
 
 
 class MessageDetailApi(APIView):
@@ -213,7 +201,8 @@ class MessageRetryApi(APIView):
         message = message_get(account=request.user, message_id=message_id)
         if message is None:
             raise NotFound("No such message.")
-        if message.status != Message.Status.FAILED or not message_replay(message=message, actor="api"):
+        if not message_replay(message=message, actor="api"):
+            message.refresh_from_db(fields=["status"])
             raise ApiError(409, "not_failed", f"Only failed messages can be retried; this one is {message.status}.")
         message.refresh_from_db()
         return Response(MessageSerializer(message).data, status=202)

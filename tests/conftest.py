@@ -104,3 +104,14 @@ def empty_queues():
     purge_queues()
     yield
     purge_queues()
+
+
+@pytest.fixture
+def published(monkeypatch, empty_queues):
+    """(message id, queue) of every dispatch the relay publishes (in batches)."""
+    calls = []
+    monkeypatch.setattr(
+        "messaging.services.outbox.celery_app.send_task",
+        lambda name, args, queue: calls.extend((pk, queue) for pk in args[0]),
+    )
+    return calls

@@ -52,3 +52,45 @@ class MessageFactory(factory.django.DjangoModelFactory):
     next_attempt_at = factory.LazyFunction(timezone.now)
     created_at = factory.LazyFunction(timezone.now)
     updated_at = factory.LazyFunction(timezone.now)
+
+
+# Request bodies of the assignment's contract, shared by the API and end-to-end tests.
+
+SMS = {
+    "from": "+12016661234",
+    "to": "+18045551234",
+    "type": "sms",
+    "body": "Hello! This is a test SMS message.",
+    "attachments": None,
+    "timestamp": "2024-11-01T14:00:00Z",
+}
+MMS = SMS | {"type": "mms", "body": "with a picture", "attachments": ["https://example.com/image.jpg"]}
+EMAIL = {
+    "from": "user@usehatchapp.com",
+    "to": "contact@gmail.com",
+    "body": "Hello! This is a test email message with <b>HTML</b> formatting.",
+    "attachments": ["https://example.com/document.pdf"],
+    "timestamp": "2024-11-01T14:00:00Z",
+}
+INBOUND_SMS = {
+    "from": "+18045551234",
+    "to": "+12016661234",
+    "type": "sms",
+    "messaging_provider_id": "message-1",
+    "body": "This is an incoming SMS message",
+    "attachments": None,
+    "timestamp": "2024-11-01T14:00:00Z",
+}
+INBOUND_MMS = INBOUND_SMS | {
+    "type": "mms",
+    "messaging_provider_id": "message-2",
+    "attachments": ["https://example.com/r.jpg"],
+}
+INBOUND_EMAIL = {
+    "from": "contact@gmail.com",
+    "to": "user@usehatchapp.com",
+    "xillio_id": "message-3",
+    "body": "<html><body>This is an incoming email with <b>HTML</b> content</body></html>",
+    "attachments": ["https://example.com/received-document.pdf"],
+    "timestamp": "2024-11-01T14:00:00Z",
+}

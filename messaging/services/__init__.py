@@ -1,6 +1,6 @@
 """Every state change of messages. Views and tasks call these; nothing else writes."""
 
-from messaging.services.batch import messages_send_batch
+from messaging.services.batch import BatchSent, messages_send_batch
 from messaging.services.dispatch import message_dispatch, messages_dispatch
 from messaging.services.idempotency import (
     Claim,
@@ -19,6 +19,7 @@ from messaging.services.sending import NewMessage, SenderNotOwned, message_send
 from messaging.services.status import message_apply_status, message_for_status
 
 __all__ = [
+    "BatchSent",
     "Claim",
     "IdempotencyKeyInUse",
     "IdempotencyKeyMismatch",

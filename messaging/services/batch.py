@@ -3,6 +3,7 @@ outbox relay publishes them in batches, as it does single sends."""
 
 import logging
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,6 +11,7 @@ from django.utils import timezone
 from config import metrics
 from conversations.addresses import participant_pair
 from conversations.models import Account
+from conversations.selectors import account_owns_address
 from conversations.services import ThreadedMessage, conversations_add_messages
 from messaging.models import Message, MessageEvent
 from messaging.services.events import event_new
@@ -21,13 +23,29 @@ logger = logging.getLogger(__name__)
 CHUNK = 500
 
 
-def messages_send_batch(*, account: Account, batch: list[NewMessage]) -> list[Message]:
-    """Store every message of `batch` as `queued` for the outbox relay to dispatch; the
-    caller has validated them and checked the account owns their senders.
+@dataclass(frozen=True)
+class BatchSent:
+    """What became of each message of a batch, by its position in the batch."""
+
+    messages: dict[int, Message]  #: stored, queued
+    not_owned: dict[int, str]  #: refused: the account does not own this sender address
+
+
+def messages_send_batch(*, account: Account, batch: list[NewMessage]) -> BatchSent:
+    """Store every message of `batch` whose sender the account owns as `queued`, for the
+    outbox relay to dispatch; refuse the others. Nothing is stored when none is owned.
 
     As with one message: once this returns they are durable and will be sent even if
     the broker is down now.
     """
+    owned = {a: account_owns_address(account=account, address=a) for a in {new.from_address for new in batch}}
+    not_owned = {index: new.from_address for index, new in enumerate(batch) if not owned[new.from_address]}
+    positions = [index for index in range(len(batch)) if index not in not_owned]
+    messages = _store(account, [batch[index] for index in positions]) if positions else []
+    return BatchSent(messages=dict(zip(positions, messages, strict=True)), not_owned=not_owned)
+
+
+def _store(account: Account, batch: list[NewMessage]) -> list[Message]:
     now = timezone.now()
     with transaction.atomic():
         conversation_ids = _conversations_add(account, batch, now)

@@ -85,7 +85,9 @@ def _lost_tasks(now, limit: int) -> int:
 
 def message_replay(*, message: Message, actor: str) -> bool:
     """Send a dead letter again with a fresh attempt budget; its history stays. A try
-    whose outcome was unknown is still reconciled with the provider first."""
+    whose outcome was unknown is still reconciled with the provider first. Only a
+    `failed` message can be replayed: for any other (or one another replay just took)
+    this changes nothing and returns False."""
     now = timezone.now()
     with transaction.atomic():
         replayed = Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(

@@ -8,7 +8,7 @@ import pytest
 import structlog
 
 from config.logs import formatter_for, mask_text
-from tests.messaging.test_send_api import SMS
+from tests.factories import SMS
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import pytest
 from django.core.cache import cache
 
 from providers.breaker import CircuitBreaker
-from tests.messaging.test_send_api import SMS
+from tests.factories import SMS
 from tests.metrics_helpers import samples, value
 
 

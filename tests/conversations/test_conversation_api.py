@@ -4,31 +4,16 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from conversations.selectors import account_development
-from tests.factories import ConversationFactory, MessageFactory
-from tests.messaging.test_send_api import EMAIL, MMS, SMS
-
-INBOUND_SMS = {
-    "from": "+18045551234",
-    "to": "+12016661234",
-    "type": "sms",
-    "messaging_provider_id": "message-1",
-    "body": "This is an incoming SMS message",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-INBOUND_MMS = INBOUND_SMS | {
-    "type": "mms",
-    "messaging_provider_id": "message-2",
-    "attachments": ["https://example.com/r.jpg"],
-}
-INBOUND_EMAIL = {
-    "from": "contact@gmail.com",
-    "to": "user@usehatchapp.com",
-    "xillio_id": "message-3",
-    "body": "<html><body>This is an incoming email with <b>HTML</b> content</body></html>",
-    "attachments": ["https://example.com/received-document.pdf"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
+from tests.factories import (
+    EMAIL,
+    INBOUND_EMAIL,
+    INBOUND_MMS,
+    INBOUND_SMS,
+    MMS,
+    SMS,
+    ConversationFactory,
+    MessageFactory,
+)
 
 
 def _assignment_script(api) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from conversations.models import Conversation
 from conversations.selectors import account_development
 from messaging.models import Message
 from messaging.services import NewMessage, message_send
-from tests.messaging.test_send_api import SMS
+from tests.factories import SMS
 
 
 def test_reply_lands_in_the_same_conversation(api):

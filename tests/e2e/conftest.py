@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,8 +21,10 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery import app as celery_app
+from conversations.selectors import account_development
 from messaging.models import FINAL_STATUSES, Message
-from messaging.services import messages_sweep
+from messaging.services import NewMessage, message_send, messages_sweep
+from providers.models import SandboxMessage
 from tests.conftest import QUEUES, purge_queues
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -190,3 +193,25 @@ def broker_unreachable():
         else:
             os.environ["CELERY_BROKER_WRITE_URL"] = saved_env
         celery_app._pool, celery_app.amqp._producer_pool = None, None
+
+
+def send_batch(count: int, tag: str) -> list[int]:
+    """`count` SMS sent through the service layer (no HTTP), tagged in their bodies."""
+    account = account_development()
+    return [
+        message_send(
+            account=account,
+            new=NewMessage(
+                type="sms", from_address="+12016661234", to_address=f"+1804555{i % 10000:04d}", body=f"{tag} {i}"
+            ),
+        ).pk
+        for i in range(count)
+    ]
+
+
+def assert_each_reached_the_provider_once(ids: list[int]) -> None:
+    sends = Counter(
+        SandboxMessage.objects.filter(reference__in=[str(i) for i in ids]).values_list("reference", flat=True)
+    )
+    assert len(sends) == len(ids), f"{len(ids) - len(sends)} never reached the provider"
+    assert {ref: n for ref, n in sends.items() if n > 1} == {}, "sent twice"

@@ -6,9 +6,8 @@ from collections import Counter
 import pytest
 
 from providers.models import SandboxMessage
-from tests.conversations.test_conversation_api import INBOUND_SMS
 from tests.e2e.conftest import post, wait_final
-from tests.messaging.test_send_api import EMAIL, MMS, SMS
+from tests.factories import EMAIL, INBOUND_SMS, MMS, SMS
 
 pytestmark = pytest.mark.e2e
 

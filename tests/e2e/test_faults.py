@@ -9,27 +9,19 @@ import pytest
 import requests
 from django.db import connection
 
-from conversations.selectors import account_development
 from messaging.models import FINAL_STATUSES, Message
-from messaging.services import NewMessage, message_send, messages_sweep, outbox_relay
-from providers.models import SandboxMessage
-from tests.e2e.conftest import Worker, broker_unreachable, post, wait_final
-from tests.messaging.test_send_api import SMS
+from messaging.services import messages_sweep, outbox_relay
+from tests.e2e.conftest import (
+    Worker,
+    assert_each_reached_the_provider_once,
+    broker_unreachable,
+    post,
+    send_batch,
+    wait_final,
+)
+from tests.factories import SMS
 
 pytestmark = pytest.mark.e2e
-
-
-def _send_batch(count: int, tag: str) -> list[int]:
-    account = account_development()
-    return [
-        message_send(
-            account=account,
-            new=NewMessage(
-                type="sms", from_address="+12016661234", to_address=f"+1804555{i % 10000:04d}", body=f"{tag} {i}"
-            ),
-        ).pk
-        for i in range(count)
-    ]
 
 
 def _wait_receipts(ids: list[int], quiet: float, timeout: float) -> dict[int, Message]:
@@ -47,16 +39,8 @@ def _wait_receipts(ids: list[int], quiet: float, timeout: float) -> dict[int, Me
         time.sleep(0.25)
 
 
-def _assert_each_reached_the_provider_once(ids: list[int]) -> None:
-    sends = Counter(
-        SandboxMessage.objects.filter(reference__in=[str(i) for i in ids]).values_list("reference", flat=True)
-    )
-    assert len(sends) == len(ids), f"{len(ids) - len(sends)} never reached the provider"
-    assert {ref: n for ref, n in sends.items() if n > 1} == {}, "sent twice"
-
-
 def test_killed_worker_loses_nothing_and_sends_nothing_twice(e2e):
-    ids = _send_batch(300, "batch")
+    ids = send_batch(300, "batch")
     worker = Worker(e2e.url, concurrency=4).start()
     try:
         deadline = time.monotonic() + 60
@@ -80,7 +64,7 @@ def test_killed_worker_loses_nothing_and_sends_nothing_twice(e2e):
     statuses = Counter(m.status for m in messages.values())
     assert set(statuses) <= {"sent", "delivered"}, statuses
     assert statuses["delivered"] >= 290, statuses
-    _assert_each_reached_the_provider_once(ids)
+    assert_each_reached_the_provider_once(ids)
 
 
 def test_sends_accepted_while_the_broker_is_unreachable_are_all_delivered_once(e2e):
@@ -102,7 +86,7 @@ def test_sends_accepted_while_the_broker_is_unreachable_are_all_delivered_once(e
         worker.stop()
 
     assert {m.status for m in messages.values()} == {"delivered"}
-    _assert_each_reached_the_provider_once(ids)
+    assert_each_reached_the_provider_once(ids)
 
 
 @pytest.mark.skipif(
@@ -121,7 +105,7 @@ def test_worker_recovers_when_the_database_drops_its_connections(worker, e2e):
             return cursor.fetchone()[0]
 
     assert drop_every_other_connection() > 0
-    ids = _send_batch(30, "after-drop")
+    ids = send_batch(30, "after-drop")
     time.sleep(0.5)
     drop_every_other_connection()  # again, while that batch is in flight
     messages_sweep()
@@ -129,4 +113,4 @@ def test_worker_recovers_when_the_database_drops_its_connections(worker, e2e):
     messages = wait_final(ids, timeout=90, sweep=True)
 
     assert {m.status for m in messages.values()} == {"delivered"}
-    _assert_each_reached_the_provider_once(ids)
+    assert_each_reached_the_provider_once(ids)

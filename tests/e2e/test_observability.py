@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import Worker, free_port, post, wait_final
-from tests.messaging.test_send_api import EMAIL, SMS
+from tests.factories import EMAIL, SMS
 from tests.metrics_helpers import scrape, value
 
 pytestmark = pytest.mark.e2e

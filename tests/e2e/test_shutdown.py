@@ -16,15 +16,21 @@ import requests
 from django.conf import settings
 
 from messaging.models import Message
-from tests.e2e.conftest import Worker, database_url, free_port, wait_final
-from tests.e2e.test_faults import _assert_each_reached_the_provider_once, _send_batch
+from tests.e2e.conftest import (
+    Worker,
+    assert_each_reached_the_provider_once,
+    database_url,
+    free_port,
+    send_batch,
+    wait_final,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 def test_sigterm_mid_batch_loses_nothing(e2e, settings):
     settings.SANDBOX_LATENCY_MS = 150  # tries take as long as a real provider's answer
-    ids = _send_batch(80, "drain")
+    ids = send_batch(80, "drain")
     # Small dispatch batches, so the worker holds some tasks it has not started yet.
     worker = Worker(e2e.url, concurrency=4, MESSAGING_DISPATCH_BATCH_SIZE="5").start()
     try:
@@ -51,7 +57,7 @@ def test_sigterm_mid_batch_loses_nothing(e2e, settings):
 
     assert stopped_in < 30
     assert Counter(m.status for m in messages.values()) == {"delivered": 80}
-    _assert_each_reached_the_provider_once(ids)
+    assert_each_reached_the_provider_once(ids)
 
 
 def test_gunicorn_finishes_in_flight_requests_on_sigterm(transactional_db):

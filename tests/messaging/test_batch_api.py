@@ -8,8 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from conversations.models import Conversation
 from conversations.services import api_key_create, sender_add
 from messaging.models import Message, MessageEvent
-from tests.factories import AccountFactory
-from tests.messaging.test_send_api import EMAIL, SMS
+from tests.factories import EMAIL, SMS, AccountFactory
 
 BATCH = "/api/messages/batch"
 
@@ -64,6 +63,26 @@ def test_a_sender_the_account_does_not_own_is_refused_per_item(api):
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"messages.0.from": ["not owned by this account"]}
     assert not Message.objects.exists()
+
+
+def test_owned_and_unowned_senders_mixed_send_the_owned_and_name_the_others(api):
+    account = AccountFactory()
+    sender_add(account=account, address="+12016669999")
+    _, raw_key = api_key_create(account=account)
+    batch = [_sms(1), _sms(2) | {"from": "+12016669999"}, _sms(3, to="x"), _sms(4)]
+
+    response = api.post(BATCH, {"messages": batch}, format="json", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+    assert response.status_code == 202
+    results = response.json()["results"]
+    assert [r.get("error", {}).get("code") for r in results] == [
+        "sender_not_allowed",
+        None,
+        "invalid_request",
+        "sender_not_allowed",
+    ]
+    assert list(Message.objects.values_list("from_address", flat=True)) == ["+12016669999"]
+    assert results[1]["id"] == Message.objects.get().pk
 
 
 def test_a_batch_with_no_valid_item_is_a_400_naming_each_items_fields(api):

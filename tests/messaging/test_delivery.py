@@ -4,7 +4,7 @@ having reached the provider the right number of times (the in-process sandbox)."
 import pytest
 
 from messaging.models import DeliveryAttempt, Message
-from tests.messaging.test_send_api import EMAIL, SMS
+from tests.factories import EMAIL, SMS
 
 
 def _send(api, payload, path="/api/messages/sms"):

@@ -12,8 +12,7 @@ from rest_framework.test import APIClient
 from conversations.services import api_key_create, sender_add
 from messaging import tasks
 from messaging.models import IdempotencyKey, Message
-from tests.factories import AccountFactory
-from tests.messaging.test_send_api import EMAIL, SMS
+from tests.factories import EMAIL, SMS, AccountFactory
 
 
 def _post(api, body=SMS, key="key-1", path="/api/messages/sms", **extra):

@@ -1,5 +1,4 @@
-from tests.factories import AccountFactory, MessageFactory
-from tests.messaging.test_send_api import SMS
+from tests.factories import SMS, AccountFactory, MessageFactory
 
 
 def test_message_detail_has_events_and_attempts(api, sandbox):

@@ -7,19 +7,7 @@ from django.utils import timezone
 
 from messaging.models import Message
 from messaging.services import message_dispatch, messages_sweep, outbox_relay
-from tests.factories import MessageFactory
-from tests.messaging.test_send_api import SMS
-
-
-@pytest.fixture
-def published(monkeypatch, empty_queues):
-    """(message id, queue) of every dispatch the relay publishes (in batches)."""
-    calls = []
-    monkeypatch.setattr(
-        "messaging.services.outbox.celery_app.send_task",
-        lambda name, args, queue: calls.extend((pk, queue) for pk in args[0]),
-    )
-    return calls
+from tests.factories import SMS, MessageFactory
 
 
 def test_sweep_republishes_queued_messages_no_worker_took(db, published):

@@ -5,23 +5,7 @@ from django.test.utils import CaptureQueriesContext
 from conversations.models import Conversation
 from conversations.services import account_create, api_key_create
 from messaging.models import Message, MessageEvent
-
-SMS = {
-    "from": "+12016661234",
-    "to": "+18045551234",
-    "type": "sms",
-    "body": "Hello! This is a test SMS message.",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-MMS = SMS | {"type": "mms", "body": "with a picture", "attachments": ["https://example.com/image.jpg"]}
-EMAIL = {
-    "from": "user@usehatchapp.com",
-    "to": "contact@gmail.com",
-    "body": "Hello! This is a test email message with <b>HTML</b> formatting.",
-    "attachments": ["https://example.com/document.pdf"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
+from tests.factories import EMAIL, MMS, SMS
 
 
 def test_sms_send_answers_202_with_the_queued_message(api):

@@ -6,7 +6,7 @@ import pytest
 
 from conversations.models import Conversation
 from messaging.models import Message
-from tests.messaging.test_send_api import EMAIL, SMS
+from tests.factories import EMAIL, SMS
 
 
 def _error(response, status):

@@ -6,10 +6,9 @@ from django.utils import timezone
 
 from messaging.models import Message
 from tests.factories import MessageFactory
-from tests.messaging.test_recovery import published  # noqa: F401 (fixture)
 
 
-def test_sweep_messages_recovers_stuck_messages_and_says_how_many(db, published):  # noqa: F811
+def test_sweep_messages_recovers_stuck_messages_and_says_how_many(db, published):
     old = timezone.now() - timedelta(minutes=5)
     lost = MessageFactory(enqueued_at=old, next_attempt_at=old)
     stuck = MessageFactory(status="sending", provider="twilio", lease_expires_at=timezone.now() - timedelta(seconds=1))
@@ -23,7 +22,7 @@ def test_sweep_messages_recovers_stuck_messages_and_says_how_many(db, published)
     assert Message.objects.get(pk=stuck.pk).needs_reconcile
 
 
-def test_sweep_messages_status_changes_nothing(db, published):  # noqa: F811
+def test_sweep_messages_status_changes_nothing(db, published):
     stuck = MessageFactory(status="sending", lease_expires_at=timezone.now() - timedelta(seconds=1))
     out = StringIO()
 

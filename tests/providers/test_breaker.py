@@ -4,7 +4,7 @@ import pytest
 
 from messaging.models import Message
 from providers.breaker import BreakerState, CircuitBreaker
-from tests.messaging.test_send_api import SMS
+from tests.factories import SMS
 
 COOLDOWN = 1.0
 

@@ -5,7 +5,7 @@ import pytest
 
 from conversations.models import Conversation
 from messaging.models import Message
-from tests.conversations.test_conversation_api import INBOUND_EMAIL, INBOUND_MMS, INBOUND_SMS
+from tests.factories import INBOUND_EMAIL, INBOUND_MMS, INBOUND_SMS
 from tests.providers.helpers import twilio_form, twilio_signed_headers
 from webhooks.models import WebhookEvent
 from webhooks.signatures import sign
