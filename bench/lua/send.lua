@@ -1,9 +1,10 @@
--- POST /api/messages/sms with a random recipient from a pool of BENCH_RECIPIENTS.
+-- POST /api/messages/sms (or BENCH_PATH) with a random recipient from a pool of BENCH_RECIPIENTS.
 -- BENCH_RATE (requests/s over all threads), when set, paces the load (open loop).
 local common = dofile(os.getenv("BENCH_LUA") .. "/common.lua")
 local api_key = os.getenv("BENCH_API_KEY")
 local sender = os.getenv("BENCH_SENDER")
 local rate = tonumber(os.getenv("BENCH_RATE") or "0")
+local path = os.getenv("BENCH_PATH") or "/api/messages/sms"
 local interval, next_slot, n = 0, 0, 0
 
 setup = common.setup
@@ -24,7 +25,7 @@ function request()
       .. '"timestamp": "2024-11-01T14:00:00Z"}',
     sender, common.recipient(), thread_id or 0, n
   )
-  return wrk.format("POST", "/api/messages/sms", {
+  return wrk.format("POST", path, {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. api_key,
   }, body)

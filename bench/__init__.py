@@ -1,0 +1,1 @@
+"""`make bench`: bench/run.py is the entry point; see its docstring."""

@@ -1,0 +1,111 @@
+"""The cost ledger: what each layer of a send costs, measured on the same run.
+
+One server at a time, each production's except for what the ledger strips (see
+bench/ledger_settings.py). The first has no middleware and logs only warnings; on it the
+staged endpoints of bench/ledger_urls.py add one layer each, up to the send endpoint.
+The next servers put back the request log line (at INFO, as production logs), then
+django-prometheus, then the rest of production's middleware. For each stage: requests/s
+at 16 connections and the CPU each request took, in the web's processes, PostgreSQL's
+and Redis's, read from /proc around the run. A layer's cost is its stage's web CPU less
+the stage before it.
+"""
+
+import os
+import time
+from pathlib import Path
+
+from bench import drivers
+from bench.options import log
+from bench.processes import GUNICORN, free_port, wait_http
+
+SEND = "/api/messages/sms"
+# (middleware, log level, [(stage, path)]): the servers, in order, and their stages.
+SERVERS = [
+    (
+        "none",
+        "WARNING",
+        [
+            ("bare DRF (parse, render)", "/bench/ledger/bare"),
+            ("+ authentication (API key)", "/bench/ledger/authenticated"),
+            ("+ rate limit (Redis)", "/bench/ledger/rate-limited"),
+            ("+ validation (serializer)", "/bench/ledger/validated"),
+            ("+ the insert (one statement, NOTIFY) and the answer", "/bench/ledger/stored"),
+            ("+ the send view (idempotency, errors)", SEND),
+        ],
+    ),
+    ("logging", "INFO", [("+ logging (request id, one line at INFO)", SEND)]),
+    ("metrics", "INFO", [("+ metrics (django-prometheus)", SEND)]),
+    ("all", "INFO", [("+ the remaining middleware (production)", SEND)]),
+]
+CONNECTIONS = 16
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def ledger(b) -> None:
+    rows = []
+    for middleware, level, stages in SERVERS:
+        port = free_port()
+        env = b.services.env(
+            PORT=port,
+            HOST="127.0.0.1",
+            DJANGO_SETTINGS_MODULE="bench.ledger_settings",
+            BENCH_LEDGER_MIDDLEWARE=middleware,
+            LOG_LEVEL=level,
+        )
+        env |= b.services.web_overrides()
+        leader = b.services.procs.start("ledger-web", GUNICORN, env)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health")
+            for stage, path in stages:
+                rows.append(_stage(b, stage, path, port, leader.pid))
+        finally:
+            b.services.procs.stop("ledger-web")
+    previous = None
+    for row in rows:
+        row["marginal_ms"] = round(row["web_ms"] - previous, 2) if previous is not None else row["web_ms"]
+        previous = row["web_ms"]
+    b.results["ledger"] = rows
+
+
+def _stage(b, stage: str, path: str, port: int, leader: int) -> dict:
+    env = {"BENCH_API_KEY": b.api_key, "BENCH_PATH": path}
+    drivers.wrk("send.lua", CONNECTIONS, b.c.warmup, port=port, threads=b.c.threads, env=env)
+    time.sleep(1)
+    before = _cpu(leader)
+    result = drivers.wrk("send.lua", CONNECTIONS, b.c.duration, port=port, threads=b.c.threads, env=env)
+    after = _cpu(leader)
+    requests = max(result["requests"], 1)
+    row = {
+        "stage": stage,
+        "per_s": result["ok_per_s"],
+        "p99_ms": result["p99_ms"],
+        "failed": result["failed"],
+        **{f"{k}_ms": round((after[k] - before[k]) * 1000 / requests, 2) for k in after},
+    }
+    log(
+        f"ledger {stage}: {row['per_s']}/s, web {row['web_ms']} ms, postgres {row['postgres_ms']} ms, "
+        f"redis {row['redis_ms']} ms of CPU a request, failed {row['failed']}"
+    )
+    return row
+
+
+def _cpu(web_leader: int) -> dict[str, float]:
+    """CPU seconds so far of the web server's process group, of every PostgreSQL process
+    and of Redis: processes that live through a run (workers, pooled backends)."""
+    totals = {"web": 0.0, "postgres": 0.0, "redis": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        # After the name: state, ppid, pgrp, ..., utime (12th), stime (13th).
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        if int(fields[2]) == web_leader:
+            totals["web"] += seconds
+        elif comm == "postgres":
+            totals["postgres"] += seconds
+        elif comm.startswith("redis-server"):
+            totals["redis"] += seconds
+    return totals

@@ -1,0 +1,332 @@
+"""The phases `make bench` measures, in the order `execute` runs them: the ceilings
+(pgbench, a bare DRF endpoint), the API under load (send, batch, webhook, read), the
+worker draining a backlog per pool, sends and drain together (e2e), and the API again
+with a large stored history (stored). Each phase adds its numbers to `Bench.results`."""
+
+import contextlib
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import drivers, ledger
+from bench.options import ACCOUNT, BATCH_CONNECTIONS, BATCH_SIZE, OUT, READ_IDS, SEEDED_IDS, SENDER, Config, log
+from bench.processes import Services, prepare_out_dir
+from bench.store import Store
+
+
+@dataclass
+class Bench:
+    """What the phases share: the configuration, the running application, its data and
+    what has been measured so far (written to var/bench/results.json)."""
+
+    c: Config
+    services: Services
+    store: Store
+    results: dict = field(default_factory=lambda: {"runs": {}, "drain": [], "notes": []})
+    api_key: str = ""
+
+    @classmethod
+    def create(cls, config: Config) -> "Bench":
+        return cls(config, Services(config), Store(config))
+
+    def close(self) -> None:
+        self.services.stop_all()
+        self.store.close()
+
+    def wrk(self, script: str, connections: int, duration: int, **env) -> dict:
+        return drivers.wrk(
+            script,
+            connections,
+            duration,
+            port=self.services.web_port,
+            threads=self.c.threads,
+            env={"BENCH_API_KEY": self.api_key, **env},
+        )
+
+
+def execute(b: Bench) -> None:
+    only = b.c.only
+    prepare(b)
+    if "pgbench" in only:
+        log("ceiling: pgbench single-row inserts")
+        pgbench(b)
+    b.services.start_web()
+    b.services.start_sandbox()
+    if "ceiling" in only:
+        log("ceiling: bare DRF endpoint")
+        load(b, "ceiling", "ceiling.lua")
+    if "ledger" in only:
+        log("ledger: the cost of each layer of a send")
+        ledger.ledger(b)
+    if "send" in only:
+        load(b, "send", "send.lua")
+    if "batch" in only:
+        # 1,000 messages a request: a few connections keep the web busy.
+        load(b, "batch", "batch.lua", connection_counts=BATCH_CONNECTIONS, BENCH_BATCH_SIZE=str(BATCH_SIZE))
+    if "webhook" in only:
+        load(b, "webhook", "webhook.lua")
+    if "read" in only:
+        load(b, "read", "read.lua", BENCH_IDS=READ_IDS)
+    if "drain" in only:
+        for pool, concurrency in b.c.pools:
+            drain(b, pool, concurrency)
+    if "e2e" in only and b.results["drain"] and b.results["runs"].get("send"):
+        best = max(b.results["drain"], key=lambda r: r["per_s"])
+        best_send = max(r["ok_per_s"] for r in b.results["runs"]["send"])
+        # Sends arriving at 80% of the best send rate while the best pool drains.
+        end_to_end(b, best["pool"], best["concurrency"], rate=max(best_send * 0.8, 1))
+    if b.c.seed_messages and "stored" in only:
+        stored(b)
+
+
+# --- Setup ----------------------------------------------------------------------------
+
+
+def prepare(b: Bench) -> None:
+    """A fresh database with the schema, an account, an API key and a small history."""
+    prepare_out_dir()
+    b.store.recreate()
+    log("migrating the bench database")
+    b.services.manage("migrate", "--no-input", "-v", "0")
+    b.services.manage("create_account", ACCOUNT, "--sender", SENDER)
+    out = b.services.manage("create_api_key", "--account", ACCOUNT)
+    b.api_key = out.strip().splitlines()[-1].split("Bearer ")[-1]
+    log("seeding 100 conversations of 60 messages for the read test")
+    seed_history(b, prefix="+1646555", conversations=100, per_conversation=60, ids_out=READ_IDS)
+
+
+def seed_history(b: Bench, *, prefix: str, conversations: int, per_conversation: int, ids_out: Path) -> None:
+    b.services.seed(
+        "history",
+        "--prefix",
+        prefix,
+        "--conversations",
+        str(conversations),
+        "--per-conversation",
+        str(per_conversation),
+        "--ids-out",
+        str(ids_out),
+        timeout=900,
+    )
+
+
+# --- Ceilings -------------------------------------------------------------------------
+
+
+def pgbench(b: Bench) -> None:
+    """Single-row inserts straight into PostgreSQL: what the database alone sustains."""
+    b.store.sql("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, v integer, created_at timestamptz DEFAULT now())")
+    script = OUT / "insert.sql"
+    script.write_text("\\set v random(1, 1000000)\nINSERT INTO bench_insert (v) VALUES (:v);\n")
+    runs = []
+    for connections in b.c.connections:
+        tps, avg_ms = drivers.pgbench(b.c.pg, b.c.db, script, connections, b.c.threads, b.c.duration)
+        runs.append({"connections": connections, "tps": round(tps, 1), "avg_ms": avg_ms})
+        log(f"pgbench insert c={connections}: {tps:.0f} tps")
+    b.store.sql("DROP TABLE bench_insert")
+    b.results["runs"]["pgbench"] = runs
+
+
+# --- HTTP load ------------------------------------------------------------------------
+
+
+def load(b: Bench, label: str, script: str, connection_counts=None, **env) -> None:
+    """A warm-up, then one run per connection count."""
+    b.wrk(script, (connection_counts or [16])[0], b.c.warmup, **_requests(b, script, 0, env))
+    b.results["runs"][label] = [
+        _measured_run(b, label, script, connections, _requests(b, script, connections, env))
+        for connections in connection_counts or b.c.connections
+    ]
+
+
+def _requests(b: Bench, script: str, connections: int, env: dict) -> dict:
+    # Webhooks are deduplicated by provider id: every run needs new ones, freshly signed.
+    if script != "webhook.lua":
+        return env
+    return env | {"BENCH_REQUESTS": drivers.signed_webhooks(connections, 4000 * b.c.duration)}
+
+
+def _measured_run(b: Bench, label: str, script: str, connections: int, env: dict) -> dict:
+    """One run, with what it stored and published counted around it."""
+    time.sleep(1)  # requests a previous run left in flight are answered
+    before, depth = b.store.count(), b.store.broker_depth()
+    spy = b.services.profile(f"{label}-{connections}", "web", max(b.c.duration - 2, 1))
+    result = b.wrk(script, connections, b.c.duration, **env)
+    if spy:
+        spy.wait(timeout=30)
+    time.sleep(1)
+    result["stored"] = b.store.count() - before
+    result["published"] = b.store.broker_depth() - depth
+    log(
+        f"{label} c={connections}: {result['ok_per_s']}/s ok, p50 {result['p50_ms']:.1f} "
+        f"p95 {result['p95_ms']:.1f} p99 {result['p99_ms']:.1f} ms, failed {result['failed']}, "
+        f"stored {result['stored']}, published {result['published']}"
+    )
+    return result
+
+
+# --- The worker -----------------------------------------------------------------------
+
+
+def drain(b: Bench, pool: str, concurrency: int) -> None:
+    """A backlog of queued SMS, then one worker started: how fast it sends them."""
+    b.store.settle_outbox()
+    out = b.services.seed("queued", "--count", str(b.c.drain_messages))
+    first, last = (int(x) for x in out.split())
+    started = time.monotonic()
+    b.services.start_worker(pool, concurrency)
+    time.sleep(3)
+    spy = b.services.profile(f"drain-{pool}-{concurrency}", "worker", 10)
+    where = f"WHERE id BETWEEN {first} AND {last}"
+    _wait_for_drain(b, where, pool, deadline=started + b.c.drain_seconds + 10)
+    if spy:
+        spy.wait(timeout=30)
+    b.services.stop_worker()
+    result = _drain_result(b, where, pool, concurrency, queued=last - first + 1)
+    b.results["drain"].append(result)
+
+
+def _wait_for_drain(b: Bench, where: str, pool: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if b.store.count(f"{where} AND status IN ('queued', 'sending')") == 0:
+            return
+        if b.services.worker_exited():
+            log(f"the {pool} worker exited; see {OUT / 'worker.log'}")
+            return
+        time.sleep(0.25)
+        # Time from the first message sent, so the worker's start-up is not counted;
+        # stop after drain_seconds of sending.
+        first_sent = b.store.sql(f"SELECT min(sent_at) FROM messaging_message {where}")[0][0]
+        if first_sent and (datetime.now(UTC) - first_sent).total_seconds() > b.c.drain_seconds:
+            return
+
+
+def _drain_result(b: Bench, where: str, pool: str, concurrency: int, queued: int) -> dict:
+    # From the first claim (a batch's messages are written back together, so the first
+    # `sent_at` already includes one batch's provider calls) to the last `sent_at`.
+    sent, last_at, failed = b.store.sql(
+        f"SELECT count(sent_at), max(sent_at), count(*) FILTER (WHERE status = 'failed') FROM messaging_message {where}"
+    )[0]
+    first_at = b.store.sql(
+        f"SELECT min(created_at) FROM messaging_deliveryattempt WHERE message_id IN "
+        f"(SELECT id FROM messaging_message {where})"
+    )[0][0]
+    span = (last_at - first_at).total_seconds() if sent and first_at else 0
+    connections = b.store.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (b.c.db,))[0][0]
+    result = {
+        "pool": pool,
+        "concurrency": concurrency,
+        "queued": queued,
+        "sent": sent,
+        "failed": failed,
+        "seconds": round(span, 2),
+        "per_s": round(sent / span, 1) if span else 0.0,
+    }
+    log(
+        f"drain {pool}:{concurrency}: {result['per_s']}/s ({sent} of {queued} sent in {span:.1f}s, "
+        f"{failed} failed; {connections} db connections left)"
+    )
+    return result
+
+
+def end_to_end(b: Bench, pool: str, concurrency: int, rate: float) -> None:
+    """Sends paced at `rate` while the worker drains: `created_at` to `sent_at`."""
+    b.store.settle_outbox()
+    b.services.start_worker(pool, concurrency)
+    time.sleep(3)
+    since = b.store.sql("SELECT now()")[0][0]
+    with _backlog_samples(b, since) as backlog:
+        result = b.wrk("send.lua", 16, b.c.e2e_seconds, BENCH_RATE=rate)
+    where = "WHERE direction = 'outbound' AND created_at >= %s"
+    _wait_until_sent(b, where, since, seconds=30)
+    b.services.stop_worker()
+    waits, unsent = _send_waits(b, where, since)
+    e2e = {
+        "pool": pool,
+        "concurrency": concurrency,
+        "target_per_s": round(rate, 1),
+        "offered_per_s": result["ok_per_s"],
+        "sent": len(waits),
+        "unsent": unsent,
+        "p50_s": round(percentile(waits, 50), 3) if waits else None,
+        "p99_s": round(percentile(waits, 99), 3) if waits else None,
+        "send_p99_ms": result["p99_ms"],
+        "seconds": b.c.e2e_seconds,
+        "backlog_max": max((m for m, _ in backlog), default=0),
+        "backlog_last": backlog[-1][0] if backlog else 0,
+        "tasks_waiting_max": max((t for _, t in backlog), default=0),
+    }
+    log(f"end-to-end at {rate:.0f}/s: {e2e}")
+    b.results["e2e"] = e2e
+
+
+@contextlib.contextmanager
+def _backlog_samples(b: Bench, since: datetime) -> Iterator[list[tuple[int, int]]]:
+    """What waits, once a second while the block runs: messages in the table and
+    dispatch tasks in the broker."""
+    samples: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            waiting = b.store.sql(
+                "SELECT count(*) FROM messaging_message WHERE status IN ('queued', 'sending') AND created_at >= %s",
+                (since,),
+            )[0][0]
+            samples.append((waiting, b.store.broker.llen("sms")))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def _send_waits(b: Bench, where: str, since: datetime) -> tuple[list[float], int]:
+    """Seconds from `created_at` to `sent_at` of each message sent, sorted; how many were not."""
+    rows = b.store.sql(
+        f"SELECT extract(epoch FROM sent_at - created_at) FROM messaging_message {where} AND sent_at IS NOT NULL",
+        (since,),
+    )
+    unsent = b.store.sql(f"SELECT count(*) FROM messaging_message {where} AND sent_at IS NULL", (since,))[0][0]
+    return sorted(float(r[0]) for r in rows), unsent
+
+
+def _wait_until_sent(b: Bench, where: str, since: datetime, seconds: float) -> None:
+    """Give the worker up to `seconds` after the load to send what is still waiting."""
+    deadline = time.monotonic() + seconds
+    unsent = f"SELECT count(*) FROM messaging_message {where} AND sent_at IS NULL AND status <> 'failed'"
+    while time.monotonic() < deadline and b.store.sql(unsent, (since,))[0][0]:
+        time.sleep(0.5)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+# --- A large history ------------------------------------------------------------------
+
+
+def stored(b: Bench) -> None:
+    """BENCH_SEED_MESSAGES stored with COPY, then send, webhook and read again."""
+    b.store.settle_outbox()
+    per_conversation = 100
+    conversations = max(b.c.seed_messages // per_conversation, 1)
+    log(f"seeding {conversations * per_conversation} stored messages with COPY")
+    seed_started = time.monotonic()
+    seed_history(
+        b, prefix="+1312555", conversations=conversations, per_conversation=per_conversation, ids_out=SEEDED_IDS
+    )
+    b.results["seed_seconds"] = round(time.monotonic() - seed_started, 1)
+    b.results["stored_messages"] = b.store.count()
+    load(b, "send_1m", "send.lua")
+    load(b, "webhook_1m", "webhook.lua")
+    load(b, "read_1m", "read.lua", BENCH_IDS=SEEDED_IDS)

@@ -1,0 +1,219 @@
+"""The processes the bench starts and stops: gunicorn for the web and for the provider
+sandbox, a Celery worker, py-spy, and the one-off commands (manage.py, bench/seed.py),
+all in the production environment pointed at the bench's database, Redis and ports."""
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.options import ACCOUNT, BIN, OUT, QUEUES, ROOT, SENDER, WEBHOOK_SECRET, Config
+
+GUNICORN = [str(BIN / "gunicorn"), "-c", "config/gunicorn.py", "config.wsgi:application"]
+
+
+def run(command: list[str], env: dict | None = None, timeout: float = 600, check: bool = True) -> str:
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])}... failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up in {timeout}s (see {OUT}/*.log)")
+        time.sleep(0.3)
+
+
+def prepare_out_dir() -> None:
+    """var/bench/ for logs, pids, fixtures and results; logs start afresh each run."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "var").mkdir(exist_ok=True)
+    for old in OUT.glob("*.log"):
+        old.unlink()
+
+
+class Processes:
+    """Children in their own process groups, stopped group by group, pids on disk so the
+    shell wrapper can stop them too if this process is killed outright."""
+
+    def __init__(self, pidfile: Path):
+        self.pidfile = pidfile
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
+        logfile = open(OUT / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.running[name] = process
+        self._write()
+        return process
+
+    def stop(self, name: str) -> None:
+        process = self.running.pop(name, None)
+        if process is None:
+            return
+        # The leader first (gunicorn's master, Celery's main process): a warm shutdown
+        # lets it finish what its children are doing; then whatever is left of the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # anything the group left behind
+        self._write()
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+    def _write(self) -> None:
+        self.pidfile.write_text("".join(f"{p.pid}\n" for p in self.running.values()))
+
+
+class Services:
+    """The application as production runs it: its environment, its servers, its worker."""
+
+    def __init__(self, config: Config):
+        self.c = config
+        self.procs = Processes(OUT / "pids")
+        self.web_port = free_port()
+        self.sandbox_port = free_port()
+        self.secret_key = secrets.token_urlsafe(48)
+
+    def env(self, **extra) -> dict:
+        # The caller's own DB_/WEB_/... settings would change the shape being measured.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DB_", "WEB_", "WORKER_", "SANDBOX_", "PROVIDER", "BENCH_CEILING"))
+        }
+        env |= {
+            "APP_ENV": "production",
+            "SECRET_KEY": self.secret_key,
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "false",
+            "DATABASE_URL": self.c.database_url,
+            "REDIS_URL": self.c.cache_url,
+            "CELERY_BROKER_URL": self.c.broker_url,
+            "PROVIDER_SANDBOX": "true",
+            "SANDBOX_BASE_URL": f"http://127.0.0.1:{self.sandbox_port}/sandbox",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{self.web_port}",
+            "SANDBOX_LATENCY_MS": str(self.c.latency_ms),
+            "WEBHOOK_SECRETS": WEBHOOK_SECRET,
+            "VAR_DIR": str(OUT / "var"),
+            "LOG_LEVEL": "WARNING",
+            # Limits meant for clients, not for a load test from one address.
+            "RATE_LIMIT_REQUESTS": "1000000000",
+            "RATE_LIMIT_WEBHOOK_REQUESTS": "1000000000",
+            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        }
+        return env | {k: str(v) for k, v in extra.items()}
+
+    # -- one-off commands --
+
+    def manage(self, *args: str) -> str:
+        return run([str(BIN / "python"), "manage.py", *args], env=self.env())
+
+    def seed(self, command: str, *args: str, timeout: float = 600) -> str:
+        """bench/seed.py (`history` or `queued`) for the bench's account and sender."""
+        return run(
+            [str(BIN / "python"), "bench/seed.py", command, "--account", ACCOUNT, "--sender", SENDER, *args],
+            env=self.env(),
+            timeout=timeout,
+        )
+
+    # -- servers --
+
+    def start_web(self) -> None:
+        env = self.env(PORT=self.web_port, HOST="127.0.0.1", BENCH_CEILING="true") | self.web_overrides()
+        self.procs.start("web", GUNICORN, env)
+        wait_http(f"http://127.0.0.1:{self.web_port}/health")
+
+    @staticmethod
+    def web_overrides() -> dict:
+        """BENCH_WEB_CONCURRENCY, BENCH_WEB_WORKER_CLASS and BENCH_WEB_THREADS: the web's shape."""
+        names = ("WEB_CONCURRENCY", "WEB_WORKER_CLASS", "WEB_THREADS")
+        return {name: os.environ[f"BENCH_{name}"] for name in names if os.environ.get(f"BENCH_{name}")}
+
+    def start_sandbox(self) -> None:
+        # Its own server, so the provider's work is not done by the web's workers: threads
+        # because every call sleeps SANDBOX_LATENCY_MS, a small pool for their database work.
+        env = self.env(
+            PORT=self.sandbox_port,
+            HOST="127.0.0.1",
+            WEB_CONCURRENCY=2,
+            WEB_WORKER_CLASS="gthread",
+            WEB_THREADS=128,
+            DB_POOL_SIZE=8,
+            ACCESS_LOG="/dev/null",
+        )
+        self.procs.start("sandbox", GUNICORN, env)
+        wait_http(f"http://127.0.0.1:{self.sandbox_port}/health")
+
+    # -- the worker --
+
+    def start_worker(self, pool: str, concurrency: int) -> None:
+        extra = {"LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING")}
+        if pool == "gevent":
+            # Greenlets come and go: pool their connections.
+            extra["DB_POOL_SIZE"] = os.environ.get("BENCH_GEVENT_DB_POOL", concurrency)
+            extra["BROKER_MAX_CONNECTIONS"] = concurrency + 10
+        command = [str(BIN / "celery"), "-A", "config", "worker", "-Q", QUEUES, "--pool", pool]
+        command += ["--concurrency", str(concurrency), "--without-mingle", "--without-gossip"]
+        command += ["--loglevel", "WARNING", "-n", f"bench-{pool}-{concurrency}@%h"]
+        self.procs.start("worker", command, self.env(**extra))
+
+    def worker_exited(self) -> bool:
+        return self.procs.running["worker"].poll() is not None
+
+    def stop_worker(self) -> None:
+        self.procs.stop("worker")
+
+    def stop_all(self) -> None:
+        self.procs.stop_all()
+
+    # -- profiles (BENCH_PROFILE=1) --
+
+    def profile(self, name: str, leader: str, seconds: int) -> subprocess.Popen | None:
+        """py-spy on one child of a running leader (a gunicorn worker, a Celery pool
+        process) or the leader itself; a flame graph and the top frames in var/bench/."""
+        spy = BIN / "py-spy"
+        if not os.environ.get("BENCH_PROFILE") or not spy.exists() or leader not in self.procs.running:
+            return None
+        pid = self.procs.running[leader].pid
+        children = run(["pgrep", "-P", str(pid)], check=False).split()
+        target = children[0] if children else str(pid)
+        command = [str(spy), "record", "-p", target, "-d", str(seconds), "-r", "200", "--nonblocking"]
+        if leader == "worker":
+            command.append("--threads")
+        return subprocess.Popen(
+            [*command, "-f", "raw", "-o", str(OUT / f"profile-{name}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
