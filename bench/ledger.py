@@ -8,6 +8,12 @@ django-prometheus, then the rest of production's middleware. For each stage: req
 at 16 connections and the CPU each request took, in the web's processes, PostgreSQL's
 and Redis's, read from /proc around the run. A layer's cost is its stage's web CPU less
 the stage before it.
+
+Every stage sends to the same pool of recipients, each with a conversation seeded
+beforehand: otherwise the early stages would pay for creating conversations that the
+later ones find, and the differences would measure that instead of the layers. So the
+ledger prices a reply in an existing conversation; `send` in the main table measures
+the mix of new and existing ones.
 """
 
 import os
@@ -15,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench import drivers
-from bench.options import log
+from bench.options import OUT, RECIPIENTS, log
 from bench.processes import GUNICORN, free_port, wait_http
 
 SEND = "/api/messages/sms"
@@ -38,10 +44,17 @@ SERVERS = [
     ("all", "INFO", [("+ the remaining middleware (production)", SEND)]),
 ]
 CONNECTIONS = 16
+PREFIX = "+1201777"  # the ledger's own recipients: +12017770000 and up
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def ledger(b) -> None:
+    log(f"ledger: seeding a conversation with each of its {RECIPIENTS} recipients")
+    b.services.seed(
+        "history",
+        *("--prefix", PREFIX, "--conversations", str(RECIPIENTS), "--per-conversation", "1"),
+        *("--ids-out", str(OUT / "ledger_ids.txt")),
+    )
     rows = []
     for middleware, level, stages in SERVERS:
         port = free_port()
@@ -68,12 +81,15 @@ def ledger(b) -> None:
 
 
 def _stage(b, stage: str, path: str, port: int, leader: int) -> dict:
-    env = {"BENCH_API_KEY": b.api_key, "BENCH_PATH": path}
+    env = {"BENCH_API_KEY": b.api_key, "BENCH_PATH": path, "BENCH_PREFIX": PREFIX}
     drivers.wrk("send.lua", CONNECTIONS, b.c.warmup, port=port, threads=b.c.threads, env=env)
     time.sleep(1)
-    before = _cpu(leader)
+    # The backends serving the bench's database (persistent connections, so the same
+    # ones through the run): other databases on a shared server are not counted.
+    backends = {pid for (pid,) in b.store.sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")}
+    before = _cpu(leader, backends)
     result = drivers.wrk("send.lua", CONNECTIONS, b.c.duration, port=port, threads=b.c.threads, env=env)
-    after = _cpu(leader)
+    after = _cpu(leader, backends)
     requests = max(result["requests"], 1)
     row = {
         "stage": stage,
@@ -89,9 +105,9 @@ def _stage(b, stage: str, path: str, port: int, leader: int) -> dict:
     return row
 
 
-def _cpu(web_leader: int) -> dict[str, float]:
-    """CPU seconds so far of the web server's process group, of every PostgreSQL process
-    and of Redis: processes that live through a run (workers, pooled backends)."""
+def _cpu(web_leader: int, backends: set[int]) -> dict[str, float]:
+    """CPU seconds so far of the web server's process group, of the PostgreSQL backends
+    `backends` and of Redis: processes that live through a run (workers, kept connections)."""
     totals = {"web": 0.0, "postgres": 0.0, "redis": 0.0}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -104,7 +120,7 @@ def _cpu(web_leader: int) -> dict[str, float]:
         seconds = (int(fields[11]) + int(fields[12])) / _TICKS
         if int(fields[2]) == web_leader:
             totals["web"] += seconds
-        elif comm == "postgres":
+        elif int(stat.parent.name) in backends:
             totals["postgres"] += seconds
         elif comm.startswith("redis-server"):
             totals["redis"] += seconds

@@ -111,6 +111,8 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 _db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["ENGINE"] = "config.postgresql"  # Django's, with a health check that costs no round trip
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one file: WAL lets readers run beside the writer, the
     # busy timeout makes writers wait instead of failing, IMMEDIATE takes the write lock

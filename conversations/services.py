@@ -65,7 +65,9 @@ class ThreadedMessage:
 # Count the message in its conversation. The UPDATE finds an existing thread in one
 # statement; only a first message runs the INSERT (so ids come without sequence gaps),
 # and its ON CONFLICT settles the race of two first messages: one conversation.
-CONVERSATION_BUMP_SQL = """
+# (On PostgreSQL, messaging stores a message with the same logic in one statement:
+# messaging/services/storing.py.)
+_BUMP_SQL = """
 UPDATE conversations_conversation SET
     message_count = message_count + 1,
     last_message_at = %s,
@@ -98,59 +100,25 @@ def conversation_add_message(*, message: ThreadedMessage) -> int:
     channel = Conversation.Channel.PHONE if kind is AddressKind.PHONE else Conversation.Channel.EMAIL
     last = [message.at, message.preview[:160], message.direction, message.type]
     with connection.cursor() as cursor:
-        cursor.execute(CONVERSATION_BUMP_SQL, [*last, message.account_id, a, b])
+        cursor.execute(_BUMP_SQL, [*last, message.account_id, a, b])
         row = cursor.fetchone()
         if row is None:
             cursor.execute(_CREATE_SQL, [message.account_id, channel, a, b, *last, message.at])
             row = cursor.fetchone()
     conversation_id, message_count = row
     if message_count == 1:
-        _conversation_link_contact(
+        conversation_link_contact(
             conversation_id=conversation_id, account_id=message.account_id, address=message.contact_address
         )
     return conversation_id
 
 
-# The same in one statement on PostgreSQL: find the address's contact or make one, and
-# point the conversation at it. If another transaction links the address first (not yet
-# visible here), ON CONFLICT leaves `linked` empty: the Python path below settles it.
-_LINK_CONTACT_SQL = """
-WITH found AS (
-    SELECT contact_id FROM conversations_contactaddress WHERE account_id = %(account)s AND address = %(address)s
-), made AS (
-    INSERT INTO conversations_contact (account_id, name, created_at)
-    SELECT %(account)s, '', %(now)s WHERE NOT EXISTS (SELECT 1 FROM found)
-    RETURNING id
-), linked AS (
-    INSERT INTO conversations_contactaddress (account_id, contact_id, address)
-    SELECT %(account)s, id, %(address)s FROM made
-    ON CONFLICT (account_id, address) DO NOTHING
-    RETURNING contact_id
-), pointed AS (
-    UPDATE conversations_conversation
-    SET contact_id = COALESCE((SELECT contact_id FROM found), (SELECT contact_id FROM linked))
-    WHERE id = %(conversation)s
-    RETURNING contact_id
-)
-SELECT (SELECT contact_id FROM pointed), (SELECT id FROM made)
-"""
-
-
-def _conversation_link_contact(*, conversation_id: int, account_id: int, address: str) -> None:
-    """A new conversation points at the contact behind its other address (made if new)."""
-    if connection.vendor == "postgresql":
-        params = {"account": account_id, "address": address, "now": timezone.now(), "conversation": conversation_id}
-        with connection.cursor() as cursor:
-            cursor.execute(_LINK_CONTACT_SQL, params)
-            contact_id, made_id = cursor.fetchone()
-        if contact_id is not None:
-            return
-        if made_id is not None:
-            Contact.objects.filter(pk=made_id).delete()  # lost the race: not needed
-    _conversation_link_contact_portable(conversation_id=conversation_id, account_id=account_id, address=address)
-
-
-def _conversation_link_contact_portable(*, conversation_id: int, account_id: int, address: str) -> None:
+def conversation_link_contact(
+    *, conversation_id: int, account_id: int, address: str, discard_contact_id: int | None = None
+) -> None:
+    """Point a new conversation at the contact behind its other address (made if there
+    is none). `discard_contact_id`: a contact made for that address by a writer that lost
+    the race to link it; it is deleted."""
     contact_id = (
         ContactAddress.objects.filter(account_id=account_id, address=address)
         .values_list("contact_id", flat=True)
@@ -166,6 +134,8 @@ def _conversation_link_contact_portable(*, conversation_id: int, account_id: int
             contact.delete()
             contact_id = ContactAddress.objects.get(account_id=account_id, address=address).contact_id
     Conversation.objects.filter(pk=conversation_id).update(contact_id=contact_id)
+    if discard_contact_id is not None and discard_contact_id != contact_id:
+        Contact.objects.filter(pk=discard_contact_id, account_id=account_id).delete()
 
 
 # The same for many conversations at once (a batch send): one upsert per chunk of rows.

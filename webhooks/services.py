@@ -40,10 +40,13 @@ def webhook_inbound(*, received: ReceivedMessage, payload: str, signed: bool) ->
         _log(received.provider, WebhookEvent.Kind.INBOUND, WebhookEvent.Outcome.UNROUTED, payload, signed, now)
         _count(received.provider, WebhookEvent.Kind.INBOUND, WebhookEvent.Outcome.UNROUTED)
         return InboundResult(WebhookEvent.Outcome.UNROUTED)
-    with transaction.atomic():
-        message, created = message_receive(account=account, received=received)
-        outcome = WebhookEvent.Outcome.PROCESSED if created else WebhookEvent.Outcome.DUPLICATE
-        _log(received.provider, WebhookEvent.Kind.INBOUND, outcome, payload, signed, now, message=message)
+    # The message is stored (one statement, its own transaction) before the raw event is
+    # logged, and the answer waits for both. A crash between them leaves the message
+    # without its log line; the provider, never answered, sends it again, and that copy
+    # is logged as a duplicate of the stored message.
+    message, created = message_receive(account=account, received=received)
+    outcome = WebhookEvent.Outcome.PROCESSED if created else WebhookEvent.Outcome.DUPLICATE
+    _log(received.provider, WebhookEvent.Kind.INBOUND, outcome, payload, signed, now, message=message)
     _count(received.provider, WebhookEvent.Kind.INBOUND, outcome)
     return InboundResult(outcome, message)
 

@@ -33,8 +33,11 @@ function M.lines(path)
   return result
 end
 
+-- BENCH_PREFIX picks the pool: the ledger's recipients all have a conversation already.
+local prefix = os.getenv("BENCH_PREFIX") or "+1201666"
+
 function M.recipient()
-  return string.format("+1201666%04d", math.random(0, tonumber(os.getenv("BENCH_RECIPIENTS") or "10000") - 1))
+  return string.format("%s%04d", prefix, math.random(0, tonumber(os.getenv("BENCH_RECIPIENTS") or "10000") - 1))
 end
 
 function M.done(summary, latency, requests)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conversations.addresses import normalize_email, normalize_phone, participant_pair
-from conversations.models import Conversation
+from conversations.models import Contact, Conversation
 from conversations.selectors import account_development
 from messaging.models import Message
 from messaging.services import NewMessage, message_send
@@ -111,6 +111,9 @@ def test_simultaneous_first_messages_make_one_conversation():
     assert Conversation.objects.count() == 1
     assert Conversation.objects.get().message_count == 8
     assert Message.objects.count() == 8
+    # Each racer may make a contact for the new address; one wins, the rest are dropped.
+    assert Contact.objects.count() == 1
+    assert Conversation.objects.get().contact_id == Contact.objects.get().pk
 
 
 def test_two_threads_with_one_contact_address_share_the_contact(api):

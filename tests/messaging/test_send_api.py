@@ -93,18 +93,24 @@ def test_first_message_creates_the_conversation_and_its_contact(api):
     assert list(conversation.contact.addresses.values_list("address", flat=True)) == ["+18045551234"]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement reply path is PostgreSQL's")
-def test_a_reply_in_an_existing_conversation_is_one_statement(api):
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement store is PostgreSQL's")
+def test_a_send_is_one_statement_for_a_new_conversation_and_for_a_reply(api):
     account = account_create(name="acme", senders=[SMS["from"]])
     _, raw_key = api_key_create(account=account)
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
-    api.post("/api/messages/sms", SMS, format="json")  # the key and sender are remembered from here on
+    api.post("/api/messages/sms", SMS | {"to": "+18045550000"}, format="json")  # key and sender remembered
 
-    with CaptureQueriesContext(connection) as queries:
-        response = api.post("/api/messages/sms", SMS, format="json")
+    statements = []
+    for _ in range(2):  # the first message of a conversation (with its contact), then a reply
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post("/api/messages/sms", SMS, format="json")
+        assert response.status_code == 202
+        statements.append([q["sql"].split()[0] for q in queries.captured_queries])
 
-    assert response.status_code == 202
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]
+    assert statements == [["WITH"], ["WITH"]]
+    conversation = Conversation.objects.get(pk=response.json()["conversation_id"])
+    assert conversation.message_count == 2
+    assert list(conversation.contact.addresses.values_list("address", flat=True)) == [SMS["to"]]
 
 
 @pytest.mark.parametrize("payload", [MMS, EMAIL], ids=["mms", "email"])
