@@ -2,7 +2,7 @@
 ledger's staged endpoints mounted and, per server, only some of the middleware.
 
 BENCH_LEDGER_MIDDLEWARE picks the middleware: `none`, `logging` (the request id and its
-log line), `metrics` (that and django-prometheus's pair) or `all` (production's list).
+log line), `metrics` (that and the request metrics) or `all` (production's list).
 """
 
 import os
@@ -13,11 +13,7 @@ from config.settings import MIDDLEWARE as PRODUCTION_MIDDLEWARE
 ROOT_URLCONF = "bench.ledger_urls"
 
 _LOGGING = ["config.middleware.RequestIdMiddleware"]
-_METRICS = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    *_LOGGING,
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
+_METRICS = ["config.middleware.RequestMetricsMiddleware", *_LOGGING]
 MIDDLEWARE = {
     "none": [],
     "logging": _LOGGING,

@@ -10,6 +10,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from config.urls import urlpatterns as production_urlpatterns
+from messaging.fields import validated
 from messaging.serializers import MessageSerializer, SmsSendSerializer
 from messaging.services import message_send
 
@@ -43,9 +44,7 @@ class Validated(RateLimited):
     """+ the send serializer: addresses normalised, the message checked."""
 
     def post(self, request):
-        serializer = SmsSendSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        serializer.new_message()
+        SmsSendSerializer.new_message(validated(SmsSendSerializer, request.data))
         return Response({"ok": True}, status=202)
 
 
@@ -54,9 +53,8 @@ class Stored(Validated):
     rendered as the API answers it."""
 
     def post(self, request):
-        serializer = SmsSendSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        message = message_send(account=request.user, new=serializer.new_message())
+        new = SmsSendSerializer.new_message(validated(SmsSendSerializer, request.data))
+        message = message_send(account=request.user, new=new)
         return Response(MessageSerializer(message).data, status=202)
 
 

@@ -1,4 +1,5 @@
-"""The JSON parser for every API: DRF's, plus limits that keep bad input a 4xx.
+"""The JSON parser for every API: DRF's (by orjson when the body is valid), plus limits
+that keep bad input a 4xx.
 
 Python's json module recurses per nesting level, so a body of `[[[[...` would end in a
 RecursionError (a 500); strings carrying NUL or lone surrogates parse fine but cannot
@@ -6,6 +7,9 @@ be stored in PostgreSQL text or encoded as UTF-8. All three are refused here, wi
 path of the offending value.
 """
 
+import io
+
+import orjson
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError, ValidationError
 
@@ -14,12 +18,22 @@ MAX_DEPTH = 16
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read() if stream is not None else b""
         try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels") from None
+            # orjson first: several times the standard library's speed. It refuses what
+            # the checks below refuse too (lone surrogates), but with less to say about
+            # where: any body it refuses is parsed again the slow way for the message.
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = self._parse_slowly(raw, media_type, parser_context)
         _check(data)
         return data
+
+    def _parse_slowly(self, raw: bytes, media_type, parser_context):
+        try:
+            return super().parse(io.BytesIO(raw), media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels") from None
 
 
 def _check(data) -> None:

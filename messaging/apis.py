@@ -1,6 +1,7 @@
 import functools
 import re
 
+import structlog
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError, error_body, flatten_detail
 from config.pagination import CursorPage
 from conversations.selectors import conversation_get
+from messaging.fields import validated
 from messaging.selectors import message_get, message_list_for_conversation
 from messaging.serializers import (
     BatchResponseSerializer,
@@ -87,14 +89,14 @@ def idempotent(post):
 
 
 def _send(request, serializer_class) -> Response:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
+    data = validated(serializer_class, request.data)
     try:
-        message = message_send(account=request.user, new=serializer.new_message())
+        message = message_send(account=request.user, new=serializer_class.new_message(data))
     except SenderNotOwned as exc:
         raise ApiError(
             403, "sender_not_allowed", f"This account does not own {exc}.", {"from": ["not owned by this account"]}
         ) from None
+    structlog.contextvars.bind_contextvars(message_id=message.pk)  # on the request's log line
     return Response(MessageSerializer(message).data, status=202)
 
 

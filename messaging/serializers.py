@@ -28,8 +28,9 @@ class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
     def validate(self, data):
         return check_phone_message(data)
 
-    def new_message(self, data: dict | None = None) -> NewMessage:
-        data = self.validated_data if data is None else data
+    @staticmethod
+    def new_message(data: dict) -> NewMessage:
+        """The message `data` (as validated) describes."""
         return NewMessage(
             type=data["type"],
             from_address=data["from"],
@@ -51,8 +52,9 @@ class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
     def validate(self, data):
         return check_email_message(data)
 
-    def new_message(self, data: dict | None = None) -> NewMessage:
-        data = self.validated_data if data is None else data
+    @staticmethod
+    def new_message(data: dict) -> NewMessage:
+        """The message `data` (as validated) describes."""
         return NewMessage(
             type="email",
             from_address=data["from"],

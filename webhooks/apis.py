@@ -8,6 +8,7 @@ status and /inbound, verified by that provider's own scheme.
 import logging
 from urllib.parse import parse_qs
 
+import structlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,6 +23,7 @@ from config import metrics
 from config.errors import WRITE_ERROR_RESPONSES, ApiError
 from config.parsers import JSONParser
 from conversations.addresses import normalize_phone
+from messaging.fields import validated
 from messaging.serializers import MessageSerializer
 from messaging.services import ReceivedMessage
 from providers.base import PermanentError, UnsupportedError, WebhookRequest
@@ -45,11 +47,13 @@ class _AssignmentWebhookApi(_WebhookApi):
 
     def post(self, request):
         signed = _check_signature(request)
-        serializer = self.serializer_class(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        result = webhook_inbound(received=serializer.received(), payload=_text(request.body), signed=signed)
+        data = validated(self.serializer_class, request.data)
+        result = webhook_inbound(
+            received=self.serializer_class.received(data), payload=_text(request.body), signed=signed
+        )
         if result.message is None:
             return Response({"status": "unrouted", "detail": "No account owns the recipient address."}, status=200)
+        structlog.contextvars.bind_contextvars(message_id=result.message.pk)  # on the request's log line
         code = status.HTTP_201_CREATED if result.outcome == WebhookEvent.Outcome.PROCESSED else status.HTTP_200_OK
         return Response(MessageSerializer(result.message).data, status=code)
 

@@ -28,8 +28,9 @@ class SmsWebhookSerializer(FromFieldMixin, serializers.Serializer):
     def validate(self, data):
         return check_phone_message(data)
 
-    def received(self) -> ReceivedMessage:
-        data = self.validated_data
+    @staticmethod
+    def received(data: dict) -> ReceivedMessage:
+        """The inbound message `data` (as validated) describes."""
         return ReceivedMessage(
             provider=SMS_PROVIDER,
             provider_message_id=data["messaging_provider_id"],
@@ -54,8 +55,9 @@ class EmailWebhookSerializer(FromFieldMixin, serializers.Serializer):
     def validate(self, data):
         return check_email_message(data)
 
-    def received(self) -> ReceivedMessage:
-        data = self.validated_data
+    @staticmethod
+    def received(data: dict) -> ReceivedMessage:
+        """The inbound message `data` (as validated) describes."""
         return ReceivedMessage(
             provider=EMAIL_PROVIDER,
             provider_message_id=data["xillio_id"],

@@ -66,5 +66,5 @@ def message_send(*, account: Account, new: NewMessage) -> Message:
     message = message_outbound_new(account=account, new=new, at=timezone.now())
     message_store(message=message, contact_address=new.to_address, notify=True)
     metrics.message_status(direction=message.direction, channel=message.type, status=message.status)
-    logger.info("message queued", extra={"message_id": message.pk, "channel": message.type, "to": message.to_address})
+    logger.debug("message queued", extra={"message_id": message.pk, "channel": message.type, "to": message.to_address})
     return message

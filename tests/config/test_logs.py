@@ -44,7 +44,23 @@ def test_each_request_is_one_line_with_its_id_account_status_and_duration(api, j
     assert line["duration_ms"] >= 0 and line["timestamp"].endswith("Z")
 
 
-def test_lines_written_during_a_request_carry_its_id_and_mask_the_recipient(api, json_logs):
+def test_a_send_writes_one_line_that_names_its_message(api, json_logs):
+    response = api.post("/api/messages/sms", SMS, format="json", HTTP_X_REQUEST_ID="req-44")
+
+    (line,) = json_logs()
+    assert (line["event"], line["request_id"], line["message_id"]) == ("request", "req-44", response.json()["id"])
+
+
+def test_what_a_view_binds_does_not_reach_the_next_request(api, json_logs):
+    api.post("/api/messages/sms", SMS, format="json")
+    api.get("/api/conversations")
+
+    last = json_logs()[-1]
+    assert last["path"] == "/api/conversations" and "message_id" not in last
+
+
+def test_lines_written_during_a_request_carry_its_id_and_mask_the_recipient(api, json_logs, caplog):
+    caplog.set_level(logging.DEBUG, logger="messaging.services.sending")
     api.post("/api/messages/sms", SMS, format="json", HTTP_X_REQUEST_ID="req-43")
 
     queued = next(line for line in json_logs() if line["event"] == "message queued")
