@@ -1,5 +1,6 @@
 import functools
 import re
+from types import SimpleNamespace
 
 import structlog
 from django.db import transaction
@@ -13,8 +14,9 @@ from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError, err
 from config.pagination import CursorPage
 from conversations.selectors import conversation_get
 from messaging.fields import validated
-from messaging.selectors import message_get, message_list_for_conversation
+from messaging.selectors import message_get, message_rows_for_conversation
 from messaging.serializers import (
+    MESSAGE_FIELDS,
     BatchResponseSerializer,
     BatchSendDocumentation,
     BatchSendSerializer,
@@ -219,9 +221,13 @@ class ConversationMessageListApi(GenericAPIView):
         responses={200: MessageSerializer(many=True), **ERROR_RESPONSES},
     )
     def get(self, request, conversation_id: int):
-        if conversation_get(account=request.user, conversation_id=conversation_id) is None:
-            raise NotFound("No such conversation.")
-        page = self.paginate_queryset(
-            message_list_for_conversation(account=request.user, conversation_id=conversation_id)
+        rows = message_rows_for_conversation(
+            account=request.user, conversation_id=conversation_id, fields=MESSAGE_FIELDS
         )
-        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+        page = self.paginate_queryset(rows)
+        # A conversation always has a message: only an empty page needs to ask whether
+        # it exists (and is this account's), which saves a query on every other page.
+        if not page and conversation_get(account=request.user, conversation_id=conversation_id) is None:
+            raise NotFound("No such conversation.")
+        serializer = MessageSerializer()
+        return self.get_paginated_response([serializer.to_representation(SimpleNamespace(**row)) for row in page])

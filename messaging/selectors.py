@@ -8,6 +8,12 @@ def message_list_for_conversation(*, account: Account, conversation_id: int) -> 
     return Message.objects.filter(account=account, conversation_id=conversation_id).order_by("created_at", "id")
 
 
+def message_rows_for_conversation(*, account: Account, conversation_id: int, fields: tuple[str, ...]) -> QuerySet:
+    """The conversation's messages as rows of `fields` (dicts), not models: building 50
+    model instances was a third of a page's time."""
+    return message_list_for_conversation(account=account, conversation_id=conversation_id).values(*fields)
+
+
 def message_get(*, account: Account, message_id: int) -> Message | None:
     return (
         Message.objects.filter(account=account, pk=message_id)
