@@ -51,7 +51,12 @@ def api_key_active(*, key_hash: str) -> ApiKey | None:
 
 def account_for_address(*, address: str) -> Account | None:
     """The account that owns a normalised address (an exact sender, or the sender for
-    its email domain). In APP_ENV=local the development account owns the rest."""
+    its email domain). In APP_ENV=local the development account owns the rest.
+    Remembered like keys (every inbound webhook asks it)."""
+    return _remembered(("account", address), lambda: _account_for_address(address))
+
+
+def _account_for_address(address: str) -> Account | None:
     candidates = [address]
     if address_kind(address) is AddressKind.EMAIL:
         candidates.append(email_domain(address))
@@ -65,11 +70,8 @@ def account_for_address(*, address: str) -> Account | None:
 
 
 def account_owns_address(*, account: Account, address: str) -> bool:
-    def owner_id():
-        owner = account_for_address(address=address)
-        return owner.pk if owner is not None else None
-
-    return _remembered(("owner", address), owner_id) == account.pk
+    owner = account_for_address(address=address)
+    return owner is not None and owner.pk == account.pk
 
 
 def conversation_list(*, account: Account) -> QuerySet[Conversation]:
