@@ -6,6 +6,7 @@ from messaging.fields import (
     EmailAddressField,
     FromFieldMixin,
     PhoneField,
+    StringField,
     check_email_message,
     check_phone_message,
 )
@@ -20,8 +21,8 @@ class SmsWebhookSerializer(FromFieldMixin, serializers.Serializer):
     from_ = PhoneField()
     to = PhoneField(help_text="One of an account's numbers: it decides the account.")
     type = serializers.ChoiceField(choices=["sms", "mms"], default="sms")
-    messaging_provider_id = serializers.CharField(max_length=255, help_text="The provider's message id (dedupe key).")
-    body = serializers.CharField(max_length=settings.SMS_MAX_BODY, allow_blank=True, trim_whitespace=False, default="")
+    messaging_provider_id = StringField(max_length=255, help_text="The provider's message id (dedupe key).")
+    body = StringField(max_length=settings.SMS_MAX_BODY, allow_blank=True, trim_whitespace=False, default="")
     attachments = AttachmentsField()
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
 
@@ -46,9 +47,9 @@ class SmsWebhookSerializer(FromFieldMixin, serializers.Serializer):
 class EmailWebhookSerializer(FromFieldMixin, serializers.Serializer):
     from_ = EmailAddressField()
     to = EmailAddressField(help_text="An address (or domain) of an account: it decides the account.")
-    xillio_id = serializers.CharField(max_length=255, help_text="The provider's message id (dedupe key).")
-    subject = serializers.CharField(max_length=998, allow_blank=True, default="")
-    body = serializers.CharField(max_length=EMAIL_MAX_BODY, trim_whitespace=False)
+    xillio_id = StringField(max_length=255, help_text="The provider's message id (dedupe key).")
+    subject = StringField(max_length=998, allow_blank=True, default="")
+    body = StringField(max_length=EMAIL_MAX_BODY, trim_whitespace=False)
     attachments = AttachmentsField()
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
 

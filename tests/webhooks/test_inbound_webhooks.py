@@ -60,6 +60,10 @@ def test_inbound_email_is_stored_with_its_html(api):
         ("/api/webhooks/sms", INBOUND_MMS | {"attachments": []}, "attachments"),
         ("/api/webhooks/email", INBOUND_EMAIL | {"to": "not-an-email"}, "to"),
         ("/api/webhooks/email", {k: v for k, v in INBOUND_EMAIL.items() if k != "xillio_id"}, "xillio_id"),
+        # Strings only: a number is a client's bug to report, not text to store.
+        ("/api/webhooks/sms", INBOUND_SMS | {"body": 12345}, "body"),
+        ("/api/webhooks/sms", INBOUND_SMS | {"messaging_provider_id": 42}, "messaging_provider_id"),
+        ("/api/webhooks/email", INBOUND_EMAIL | {"subject": ["a"]}, "subject"),
     ],
 )
 def test_bad_inbound_payload_is_a_400_and_stores_nothing(api, path, payload, field):
