@@ -16,13 +16,11 @@ ledger prices a reply in an existing conversation; `send` in the main table meas
 the mix of new and existing ones.
 """
 
-import os
 import time
-from pathlib import Path
 
 from bench import drivers
 from bench.options import OUT, RECIPIENTS, log
-from bench.processes import GUNICORN, free_port, wait_http
+from bench.processes import GUNICORN, cpu_sample, cpu_used, free_port, wait_http
 
 SEND = "/api/messages/sms"
 # (middleware, log level, [(stage, path)]): the servers, in order, and their stages.
@@ -45,7 +43,6 @@ SERVERS = [
 ]
 CONNECTIONS = 16
 PREFIX = "+1201777"  # the ledger's own recipients: +12017770000 and up
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def ledger(b) -> None:
@@ -86,42 +83,20 @@ def _stage(b, stage: str, path: str, port: int, leader: int) -> dict:
     time.sleep(1)
     # The backends serving the bench's database (persistent connections, so the same
     # ones through the run): other databases on a shared server are not counted.
-    backends = {pid for (pid,) in b.store.sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")}
-    before = _cpu(leader, backends)
+    backends = b.store.backends()
+    before = cpu_sample({"web": leader})
     result = drivers.wrk("send.lua", CONNECTIONS, b.c.duration, port=port, threads=b.c.threads, env=env)
-    after = _cpu(leader, backends)
+    used = cpu_used(before, cpu_sample({"web": leader}), backends)
     requests = max(result["requests"], 1)
     row = {
         "stage": stage,
         "per_s": result["ok_per_s"],
         "p99_ms": result["p99_ms"],
         "failed": result["failed"],
-        **{f"{k}_ms": round((after[k] - before[k]) * 1000 / requests, 2) for k in after},
+        **{f"{k}_ms": round(seconds * 1000 / requests, 2) for k, seconds in used.items()},
     }
     log(
         f"ledger {stage}: {row['per_s']}/s, web {row['web_ms']} ms, postgres {row['postgres_ms']} ms, "
         f"redis {row['redis_ms']} ms of CPU a request, failed {row['failed']}"
     )
     return row
-
-
-def _cpu(web_leader: int, backends: set[int]) -> dict[str, float]:
-    """CPU seconds so far of the web server's process group, of the PostgreSQL backends
-    `backends` and of Redis: processes that live through a run (workers, kept connections)."""
-    totals = {"web": 0.0, "postgres": 0.0, "redis": 0.0}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # gone meanwhile
-        comm = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        # After the name: state, ppid, pgrp, ..., utime (12th), stime (13th).
-        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
-        if int(fields[2]) == web_leader:
-            totals["web"] += seconds
-        elif int(stat.parent.name) in backends:
-            totals["postgres"] += seconds
-        elif comm.startswith("redis-server"):
-            totals["redis"] += seconds
-    return totals

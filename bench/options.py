@@ -19,7 +19,9 @@ RECIPIENTS = 10_000
 BATCH_SIZE = 1000
 BATCH_CONNECTIONS = (2, 4)
 QUEUES = "sms,mms,email"
-PHASES = {"pgbench", "ceiling", "ledger", "send", "batch", "webhook", "read", "drain", "e2e", "stored"}
+# The sandbox hammered directly: its accept ceiling, the drain's.
+SANDBOX_CONNECTIONS = (64, 256)
+PHASES = {"pgbench", "ceiling", "ledger", "send", "batch", "webhook", "read", "sandbox", "drain", "e2e", "stored"}
 
 
 def log(message: str) -> None:
@@ -42,7 +44,7 @@ class Config:
             ).split(",")
         ]
     )
-    drain_messages: int = int(os.environ.get("BENCH_DRAIN_MESSAGES", "3000"))
+    drain_messages: int = int(os.environ.get("BENCH_DRAIN_MESSAGES", "10000"))
     drain_seconds: int = int(os.environ.get("BENCH_DRAIN_SECONDS", "20"))
     e2e_seconds: int = int(os.environ.get("BENCH_E2E_SECONDS", "60"))
     pg: str = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")

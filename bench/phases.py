@@ -1,8 +1,10 @@
 """The phases `make bench` measures, in the order `execute` runs them: the ceilings
 (pgbench, a bare DRF endpoint), the API under load (send, batch, webhook, read), the
-worker draining a backlog per pool, sends and drain together (e2e), and the API again
-with a large stored history (stored). Each phase adds its numbers to `Bench.results`."""
+sandbox's own accept ceiling and the worker draining a backlog through it per pool,
+sends and drain together (e2e), and the API again with a large stored history (stored).
+Each phase adds its numbers to `Bench.results`."""
 
+import base64
 import contextlib
 import statistics
 import threading
@@ -13,8 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import drivers, ledger
-from bench.options import ACCOUNT, BATCH_CONNECTIONS, BATCH_SIZE, OUT, READ_IDS, SEEDED_IDS, SENDER, Config, log
-from bench.processes import Services, prepare_out_dir
+from bench.options import (
+    ACCOUNT,
+    BATCH_CONNECTIONS,
+    BATCH_SIZE,
+    OUT,
+    READ_IDS,
+    SANDBOX_CONNECTIONS,
+    SEEDED_IDS,
+    SENDER,
+    Config,
+    log,
+)
+from bench.processes import Services, cpu_sample, cpu_used, prepare_out_dir
 from bench.store import Store
 
 
@@ -71,6 +84,9 @@ def execute(b: Bench) -> None:
         load(b, "webhook", "webhook.lua")
     if "read" in only:
         load(b, "read", "read.lua", BENCH_IDS=READ_IDS)
+    if "sandbox" in only or "drain" in only:
+        log("ceiling: the sandbox's creates, hammered directly")
+        sandbox_ceiling(b)
     if "drain" in only:
         for pool, concurrency in b.c.pools:
             drain(b, pool, concurrency)
@@ -156,8 +172,7 @@ def _measured_run(b: Bench, label: str, script: str, connections: int, env: dict
     before, depth = b.store.count(), b.store.broker_depth()
     spy = b.services.profile(f"{label}-{connections}", "web", max(b.c.duration - 2, 1))
     result = b.wrk(script, connections, b.c.duration, **env)
-    if spy:
-        spy.wait(timeout=30)
+    b.services.profile_done(spy)
     time.sleep(1)
     result["stored"] = b.store.count() - before
     result["published"] = b.store.broker_depth() - depth
@@ -167,6 +182,47 @@ def _measured_run(b: Bench, label: str, script: str, connections: int, env: dict
         f"stored {result['stored']}, published {result['published']}"
     )
     return result
+
+
+# --- The sandbox ----------------------------------------------------------------------
+
+# What the bench's production environment gives the Twilio adapter (settings' defaults).
+TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000000"
+TWILIO_AUTH_TOKEN = "sandbox-twilio-auth-token"  # noqa: S105 - the sandbox's own default
+
+
+def sandbox_ceiling(b: Bench) -> None:
+    """The Twilio create call the adapters make, straight at the sandbox (no worker, no
+    API in between): creates/s it accepts at its latency, and its CPU per create. The
+    best run is the drain's ceiling: a drain cannot send faster than the provider takes."""
+    port = b.services.sandbox_port
+    credentials = base64.b64encode(f"{TWILIO_ACCOUNT_SID}:{TWILIO_AUTH_TOKEN}".encode()).decode()
+    env = {
+        "BENCH_AUTH": f"Basic {credentials}",
+        "BENCH_CREATE": f"/sandbox/twilio/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json",
+        "BENCH_CALLBACK": f"http://127.0.0.1:{b.services.web_port}/api/webhooks/providers/twilio/status",
+    }
+    drivers.wrk("sandbox.lua", SANDBOX_CONNECTIONS[0], b.c.warmup, port=port, threads=b.c.threads, env=env)
+    runs = []
+    for connections in SANDBOX_CONNECTIONS:
+        time.sleep(1)
+        groups = {"sandbox": b.services.pgid("sandbox")}
+        backends, before = b.store.backends(), cpu_sample(groups)
+        spy = b.services.profile(f"sandbox-{connections}", "sandbox", max(b.c.duration - 2, 1))
+        result = drivers.wrk("sandbox.lua", connections, b.c.duration, port=port, threads=b.c.threads, env=env)
+        b.services.profile_done(spy)
+        used = cpu_used(before, cpu_sample(groups), backends | b.store.backends())
+        requests = max(result["requests"], 1)
+        result |= {f"{k}_ms": round(seconds * 1000 / requests, 2) for k, seconds in used.items()}
+        result["sandbox_cores"] = round(used["sandbox"] / result["seconds"], 2)
+        log(
+            f"sandbox c={connections}: {result['ok_per_s']}/s ok, p50 {result['p50_ms']:.1f} "
+            f"p99 {result['p99_ms']:.1f} ms, failed {result['failed']}; CPU a create: sandbox "
+            f"{result['sandbox_ms']} ms, postgres {result['postgres_ms']} ms, redis {result['redis_ms']} ms"
+        )
+        runs.append(result)
+    b.results["runs"]["sandbox"] = runs
+    b.results["sandbox_ceiling"] = max(r["ok_per_s"] for r in runs)
 
 
 # --- The worker -----------------------------------------------------------------------
@@ -179,15 +235,50 @@ def drain(b: Bench, pool: str, concurrency: int) -> None:
     first, last = (int(x) for x in out.split())
     started = time.monotonic()
     b.services.start_worker(pool, concurrency)
-    time.sleep(3)
-    spy = b.services.profile(f"drain-{pool}-{concurrency}", "worker", 10)
     where = f"WHERE id BETWEEN {first} AND {last}"
+    window = _cpu_window_start(b, where)
+    spy = b.services.profile(f"drain-{pool}-{concurrency}", "worker", 10)
     _wait_for_drain(b, where, pool, deadline=started + b.c.drain_seconds + 10)
-    if spy:
-        spy.wait(timeout=30)
+    cpu = _cpu_window_end(b, where, window)
+    b.services.profile_done(spy)
     b.services.stop_worker()
-    result = _drain_result(b, where, pool, concurrency, queued=last - first + 1)
+    result = _drain_result(b, where, pool, concurrency, queued=last - first + 1) | cpu
     b.results["drain"].append(result)
+
+
+@dataclass
+class _CpuWindow:
+    groups: dict[str, int]
+    backends: set[int]
+    sample: object
+    sent: int
+    at: float
+
+
+def _cpu_window_start(b: Bench, where: str) -> _CpuWindow:
+    """Once the first message is sent (the worker has started up): the CPU so far of
+    the worker, the sandbox, PostgreSQL and Redis, and how many messages are sent."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not b.store.count(f"{where} AND sent_at IS NOT NULL"):
+        if b.services.worker_exited():
+            break
+        time.sleep(0.1)
+    groups = {"worker": b.services.pgid("worker"), "sandbox": b.services.pgid("sandbox")}
+    sent = b.store.count(f"{where} AND sent_at IS NOT NULL")
+    return _CpuWindow(groups, b.store.backends(), cpu_sample(groups), sent, time.monotonic())
+
+
+def _cpu_window_end(b: Bench, where: str, window: _CpuWindow) -> dict:
+    """CPU per message sent since the window opened, in ms, by process; and the cores
+    the worker and the sandbox kept busy meanwhile."""
+    used = cpu_used(window.sample, cpu_sample(window.groups), window.backends | b.store.backends())
+    seconds = max(time.monotonic() - window.at, 0.001)
+    sent = b.store.count(f"{where} AND sent_at IS NOT NULL") - window.sent
+    per_message = {f"{k}_ms": round(cpu * 1000 / sent, 2) if sent else None for k, cpu in used.items()}
+    return per_message | {
+        "worker_cores": round(used["worker"] / seconds, 2),
+        "sandbox_cores": round(used["sandbox"] / seconds, 2),
+    }
 
 
 def _wait_for_drain(b: Bench, where: str, pool: str, deadline: float) -> None:

@@ -10,11 +10,13 @@ import socket
 import subprocess
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.options import ACCOUNT, BIN, OUT, QUEUES, ROOT, SENDER, WEBHOOK_SECRET, Config
 
 GUNICORN = [str(BIN / "gunicorn"), "-c", "config/gunicorn.py", "config.wsgi:application"]
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def run(command: list[str], env: dict | None = None, timeout: float = 600, check: bool = True) -> str:
@@ -44,6 +46,50 @@ def wait_http(url: str, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds so far: of named process groups, of each PostgreSQL process, of Redis."""
+
+    groups: dict[str, float]
+    postgres: dict[int, float]
+    redis: float
+
+
+def cpu_sample(groups: dict[str, int]) -> CpuSample:
+    """Read /proc for each named process group (a gunicorn master's, a Celery worker's:
+    every process it forked), every PostgreSQL process and Redis. Only processes alive
+    now count, so sample around a run of processes that live through it."""
+    totals, postgres, redis = dict.fromkeys(groups, 0.0), {}, 0.0
+    names = {pgid: name for name, pgid in groups.items()}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        # After the name: state, ppid, pgrp, ..., utime (12th), stime (13th).
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        if int(fields[2]) in names:
+            totals[names[int(fields[2])]] += seconds
+        elif comm == "postgres":
+            postgres[int(stat.parent.name)] = seconds
+        elif comm.startswith("redis-server"):
+            redis += seconds
+    return CpuSample(totals, postgres, redis)
+
+
+def cpu_used(before: CpuSample, after: CpuSample, postgres_pids: set[int] | None = None) -> dict[str, float]:
+    """CPU seconds between two samples, per group, "postgres" and "redis". With
+    `postgres_pids` (the backends of the bench's database), PostgreSQL counts only
+    those: other databases on a shared server are someone else's load."""
+    used = {name: after.groups[name] - before.groups.get(name, 0.0) for name in after.groups}
+    pids = after.postgres.keys() if postgres_pids is None else postgres_pids & after.postgres.keys()
+    used["postgres"] = sum(after.postgres[pid] - before.postgres.get(pid, 0.0) for pid in pids)
+    used["redis"] = after.redis - before.redis
+    return used
+
+
 def prepare_out_dir() -> None:
     """var/bench/ for logs, pids, fixtures and results; logs start afresh each run."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -61,6 +107,10 @@ class Processes:
         self.running: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
+        if command[0].endswith("gunicorn"):
+            # gunicorn 27 binds one control socket per user (~/.gunicorn/gunicorn.ctl) by
+            # default: a second server on the host would take over the first's.
+            command = [*command, "--control-socket", str(OUT / f"{name}.ctl")]
         logfile = open(OUT / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
@@ -189,6 +239,10 @@ class Services:
         command += ["--loglevel", "WARNING", "-n", f"bench-{pool}-{concurrency}@%h"]
         self.procs.start("worker", command, self.env(**extra))
 
+    def pgid(self, name: str) -> int:
+        """The process group of a running child (its leader's pid)."""
+        return self.procs.running[name].pid
+
     def worker_exited(self) -> bool:
         return self.procs.running["worker"].poll() is not None
 
@@ -199,6 +253,22 @@ class Services:
         self.procs.stop_all()
 
     # -- profiles (BENCH_PROFILE=1) --
+
+    @staticmethod
+    def profile_done(spy: subprocess.Popen | None) -> None:
+        """Wait for a profile; py-spy sampling many threads can lag behind its -d, and
+        writes what it has when interrupted."""
+        if spy is None:
+            return
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
 
     def profile(self, name: str, leader: str, seconds: int) -> subprocess.Popen | None:
         """py-spy on one child of a running leader (a gunicorn worker, a Celery pool

@@ -190,21 +190,52 @@ def _stored(results: dict) -> list[str]:
 
 
 def _drain(results: dict, config: Config) -> list[str]:
-    lines = [
+    lines = _sandbox(results.get("runs", {}).get("sandbox", []), config)
+    ceiling = results.get("sandbox_ceiling")
+    lines += [
         "",
-        f"Worker drain: {config.drain_messages} queued SMS published by the outbox sweep, then one worker "
+        f"Worker drain: {config.drain_messages} queued SMS published by the outbox relay, then one worker "
         f"started; messages/s from the first claim to the last `sent` (at most {config.drain_seconds} s), through "
-        f"the sandbox over HTTP at {config.latency_ms} ms:",
+        f"the sandbox over HTTP at {config.latency_ms} ms, against the sandbox's ceiling above "
+        f"({ceiling or 0:.0f}/s). CPU in ms per message sent, from /proc once the first message is out "
+        f"(PostgreSQL: the bench database's backends only); cores: the worker's and the sandbox's use meanwhile:",
         "",
-        "| pool | concurrency | sent | failed | seconds | sent/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| pool | concurrency | sent | failed | seconds | sent/s | vs sandbox | worker ms | sandbox ms "
+        "| PostgreSQL ms | Redis ms | worker cores | sandbox cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in results.get("drain", []):
         lines.append(
             f"| {d['pool']} | {d['concurrency']} | {d['sent']} of {d['queued']} | {d['failed']} | {d['seconds']} | "
-            f"{d['per_s']:.0f} |"
+            f"{d['per_s']:.0f} | {_ratio(d['per_s'], ceiling or 0)} | {_ms(d.get('worker_ms'))} | "
+            f"{_ms(d.get('sandbox_ms'))} | {_ms(d.get('postgres_ms'))} | {_ms(d.get('redis_ms'))} | "
+            f"{d.get('worker_cores', '')} | {d.get('sandbox_cores', '')} |"
         )
     return lines
+
+
+def _sandbox(runs: list[dict], config: Config) -> list[str]:
+    if not runs:
+        return []
+    lines = [
+        "",
+        f"The sandbox's own ceiling: the Twilio create call the adapters make, sent straight to it by wrk "
+        f"(answered after {config.latency_ms} ms); CPU in ms per create:",
+        "",
+        "| conns | creates/s | p50 ms | p99 ms | failed | sandbox ms | PostgreSQL ms | Redis ms | sandbox cores |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['connections']} | {r['ok_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['failed']} | "
+        f"{_ms(r.get('sandbox_ms'))} | {_ms(r.get('postgres_ms'))} | {_ms(r.get('redis_ms'))} | "
+        f"{r.get('sandbox_cores', '')} |"
+        for r in runs
+    ]
+    return lines
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def _e2e(e2e: dict | None) -> list[str]:

@@ -48,6 +48,10 @@ class Store:
     def count(self, where: str = "") -> int:
         return self.sql(f"SELECT count(*) FROM messaging_message {where}")[0][0]
 
+    def backends(self) -> set[int]:
+        """The pids of PostgreSQL's backends serving the bench's database now."""
+        return {row[0] for row in self.sql("SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.c.db,))}
+
     def broker_depth(self) -> int:
         """Dispatch tasks waiting in the broker's sms queues."""
         return sum(

@@ -19,6 +19,12 @@ keepalive = 5
 # request id and account; gunicorn's own access log would repeat it. ACCESS_LOG=- adds it.
 accesslog = os.environ.get("ACCESS_LOG") or None
 max_requests = 0
+# gunicorn 27 binds a control socket (for gunicornc) at one path per user by default,
+# ~/.gunicorn/gunicorn.ctl: a second server on the host (the sandbox beside the web in
+# `make bench`, two checkouts) unlinks and takes over the first's. One per var folder
+# and port instead; a path that cannot be bound only costs gunicornc (gunicorn warns).
+_var_dir = Path(os.environ.get("VAR_DIR", Path(__file__).parent.parent / "var"))
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or str(_var_dir / f"gunicorn-{bind.rsplit(':', 1)[-1]}.ctl")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # gunicorn's own lines (workers booting, timeouts) in the application's format.
@@ -34,9 +40,7 @@ logconfig_dict["loggers"] |= {
 
 # The workers' Prometheus files (settings would choose the same folder; it is set here so
 # the master knows it too).
-os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", str(Path(os.environ.get("VAR_DIR", Path(__file__).parent.parent / "var")) / "metrics")
-)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_var_dir / "metrics"))
 
 
 def when_ready(server) -> None:
