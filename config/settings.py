@@ -215,6 +215,9 @@ CELERY_DB_REUSE_MAX = 1_000_000
 # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set; production refuses it without one.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 PROVIDER_SANDBOX = env.bool("PROVIDER_SANDBOX", default=not IS_PRODUCTION)
+if PROVIDER_SANDBOX:
+    # A test double with a table of its own: installed (and migrated) only where it is on.
+    INSTALLED_APPS.append("providers.sandbox")
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
 # Provider calls a worker process keeps in flight at once, per provider instance, over
 # keep-alive connections (a dispatch batch's calls run side by side).
@@ -264,6 +267,14 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "maintenance", "expires": 3600.0},
     },
 }
+if PROVIDER_SANDBOX:
+    # The sandbox posts its delivery receipts when a create wakes it; this catches a wake
+    # that was lost (a broker restart) and receipts that failed and fell due again.
+    CELERY_BEAT_SCHEDULE["sandbox-callbacks-send"] = {
+        "task": "providers.sandbox.tasks.sandbox_callbacks_send",
+        "schedule": 10.0,
+        "options": {"queue": "sandbox", "expires": 10.0},
+    }
 SMS_MAX_BODY = 1600
 MAX_ATTACHMENTS = 10
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=256 * 1024)

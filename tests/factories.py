@@ -1,4 +1,7 @@
+import base64
+
 import factory
+from django.conf import settings
 from django.utils import timezone
 
 from conversations.addresses import participant_pair
@@ -94,3 +97,9 @@ INBOUND_EMAIL = {
     "attachments": ["https://example.com/received-document.pdf"],
     "timestamp": "2024-11-01T14:00:00Z",
 }
+
+# The sandbox's Twilio create, as the adapter calls it (Basic auth with the account SID).
+SANDBOX_TWILIO_AUTH = (
+    "Basic " + base64.b64encode(f"{settings.TWILIO_ACCOUNT_SID}:{settings.TWILIO_AUTH_TOKEN}".encode()).decode()
+)
+SANDBOX_TWILIO_CREATE = f"/sandbox/twilio/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/Messages.json"

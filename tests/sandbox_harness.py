@@ -15,8 +15,8 @@ from django.test import Client
 
 from messaging.models import Message
 from messaging.services import message_dispatch
-from providers.models import SandboxMessage
 from providers.sandbox.callbacks import callbacks_send
+from providers.sandbox.models import SandboxMessage
 
 
 class InProcessSandbox:

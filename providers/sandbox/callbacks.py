@@ -1,22 +1,119 @@
 """The sandbox's side of delivery receipts: what Twilio and SendGrid post back to us
-once a message is out, signed as each of them signs it."""
+once a message is out, signed as each of them signs it.
+
+A create stores its message with `callbacks_due_at` set and publishes nothing of its
+own: `callbacks_wake` asks a worker to post what is due at most once per WAKE_SECONDS
+per process, a little later, so one task takes the receipts of every create of that
+window (one publish per create cost more CPU than the rest of the create). The task
+claims a few messages at a time for CLAIM_SECONDS (a killed worker strands no more than
+that, and no longer), and before it ends wakes itself again for the earliest receipts
+still waiting (a retry's backoff, a timed-out create's, a dead worker's claim). A beat
+entry runs it too, for a wake the broker lost."""
 
 import json
+import logging
 import secrets
+import threading
 import time
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 
 from providers.http import call
-from providers.models import SandboxMessage
 from providers.sandbox.behaviour import Behaviour, behaviour_for
+from providers.sandbox.models import SandboxMessage
 from providers.sandbox.signing import sendgrid_sign
 from providers.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from providers.twilio import twilio_signature
 
+logger = logging.getLogger(__name__)
+
+#: a create wakes the callbacks task at most this often per process, this much later
+WAKE_SECONDS = 0.1
+#: tries of a message's receipts before the sandbox gives up, as providers do
+MAX_TRIES = 9
+BACKOFF_MAX_SECONDS = 60
+#: a claimed message whose receipts were not posted in this time (the task died) is due again
+CLAIM_SECONDS = 10
+BATCH = 20
+
+_last_wake = 0.0
+_wake_lock = threading.Lock()
+
 
 class CallbackFailed(Exception):
-    """Our webhook did not take the callback; the task retries, as providers do."""
+    """Our webhook did not take the callback; the receipts are tried again later, as
+    providers do."""
+
+
+def callbacks_wake(*, delay: float = 0.0) -> None:
+    """Have a worker post the receipts due by now (plus `delay`). Called once the rows
+    are committed: a wake published at t runs at t + WAKE_SECONDS, so a create that
+    publishes none (one went out less than WAKE_SECONDS before it) is still taken."""
+    global _last_wake
+    if not delay:
+        now = time.monotonic()
+        with _wake_lock:
+            if now - _last_wake < WAKE_SECONDS:
+                return
+            _last_wake = now
+    from providers.sandbox.tasks import sandbox_callbacks_send
+
+    try:
+        sandbox_callbacks_send.apply_async(queue="sandbox", countdown=delay + WAKE_SECONDS)
+    except Exception:
+        # The receipts wait in the table; the beat entry takes them.
+        logger.warning("sandbox: cannot wake the callbacks task", exc_info=True)
+
+
+def _claim_sql() -> str:
+    table = SandboxMessage._meta.db_table
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    # The table from the model's _meta; the values go as parameters.
+    due = f"SELECT id FROM {table} WHERE callbacks_due_at <= %s ORDER BY callbacks_due_at LIMIT %s{lock}"  # noqa: S608
+    claimed = "callbacks_due_at = %s, callback_tries = callback_tries + 1"
+    return f"UPDATE {table} SET {claimed} WHERE id IN ({due}) RETURNING id"  # noqa: S608
+
+
+def callbacks_due_send(*, now: datetime | None = None, limit: int = BATCH) -> int:
+    """Post the receipts of up to `limit` messages whose receipts are due; returns how
+    many messages were taken. A message is claimed (its due time moved past the claim)
+    before its receipts go out, so two tasks never post the same ones at once."""
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), [now + timedelta(seconds=CLAIM_SECONDS), now, limit])
+        ids = [row[0] for row in cursor.fetchall()]
+    for message in SandboxMessage.objects.filter(pk__in=ids).order_by("id"):
+        try:
+            callbacks_send(message=message)
+        except CallbackFailed as exc:
+            _later(message, exc)
+    return len(ids)
+
+
+def callbacks_next_wake(*, now: datetime | None = None) -> None:
+    """Wake the task again when the earliest receipts still waiting fall due (at least a
+    second from now: receipts due already are another task's, or will be shortly)."""
+    now = now or timezone.now()
+    earliest = (
+        SandboxMessage.objects.filter(callbacks_due_at__isnull=False)
+        .order_by("callbacks_due_at")
+        .values_list("callbacks_due_at", flat=True)
+        .first()
+    )
+    if earliest is not None:
+        callbacks_wake(delay=max((earliest - now).total_seconds(), 1.0))
+
+
+def _later(message: SandboxMessage, exc: CallbackFailed) -> None:
+    if message.callback_tries >= MAX_TRIES:
+        logger.warning("sandbox: gave up the receipts of %s after %d tries: %s", message.sid, MAX_TRIES, exc)
+        due = None
+    else:
+        due = timezone.now() + timedelta(seconds=min(2 ** (message.callback_tries - 1), BACKOFF_MAX_SECONDS))
+    SandboxMessage.objects.filter(pk=message.pk).update(callbacks_due_at=due)
 
 
 def callbacks_send(*, message: SandboxMessage) -> None:
@@ -26,7 +123,7 @@ def callbacks_send(*, message: SandboxMessage) -> None:
             _twilio_callback(message, status)
     else:
         _sendgrid_events(message, final)
-    SandboxMessage.objects.filter(pk=message.pk).update(status=final)
+    SandboxMessage.objects.filter(pk=message.pk).update(status=final, callbacks_due_at=None)
 
 
 def _twilio_callback(message: SandboxMessage, status: str) -> None:

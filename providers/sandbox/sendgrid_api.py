@@ -11,9 +11,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from providers.models import SandboxMessage
 from providers.sandbox.behaviour import Behaviour, behaviour_for, is_down
 from providers.sandbox.common import accept, instance, with_headers
+from providers.sandbox.models import SandboxMessage
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_RECIPIENTS = 1000

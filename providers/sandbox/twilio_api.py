@@ -18,9 +18,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from providers.models import SandboxMessage
 from providers.sandbox.behaviour import Behaviour, is_down
 from providers.sandbox.common import accept, instance, new_sid, query_param, with_headers
+from providers.sandbox.models import SandboxMessage
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 API = "2010-04-01"

@@ -13,8 +13,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from providers.models import SandboxMessage
 from providers.sandbox.behaviour import set_down
+from providers.sandbox.models import SandboxMessage
 
 
 @require_GET

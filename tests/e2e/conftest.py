@@ -24,7 +24,7 @@ from config.celery import app as celery_app
 from conversations.selectors import account_development
 from messaging.models import FINAL_STATUSES, Message
 from messaging.services import NewMessage, message_send, messages_sweep
-from providers.models import SandboxMessage
+from providers.sandbox.models import SandboxMessage
 from tests.conftest import QUEUES, purge_queues
 
 BASE_DIR = Path(settings.BASE_DIR)

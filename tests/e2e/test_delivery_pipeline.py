@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from providers.models import SandboxMessage
+from providers.sandbox.models import SandboxMessage
 from tests.e2e.conftest import post, wait_final
 from tests.factories import EMAIL, INBOUND_SMS, MMS, SMS
 

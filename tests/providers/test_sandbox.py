@@ -1,9 +1,8 @@
-import base64
-
 from django.conf import settings
 
-AUTH = "Basic " + base64.b64encode(f"{settings.TWILIO_ACCOUNT_SID}:{settings.TWILIO_AUTH_TOKEN}".encode()).decode()
-CREATE = f"/sandbox/twilio/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/Messages.json"
+from tests.factories import SANDBOX_TWILIO_AUTH, SANDBOX_TWILIO_CREATE
+
+AUTH, CREATE = SANDBOX_TWILIO_AUTH, SANDBOX_TWILIO_CREATE
 
 
 def test_twilio_create_needs_basic_auth(client, db):

@@ -1,4 +1,3 @@
-import base64
 import os
 import subprocess
 import sys
@@ -6,10 +5,10 @@ import time
 import uuid
 
 import pytest
-from django.conf import settings
 
-AUTH = "Basic " + base64.b64encode(f"{settings.TWILIO_ACCOUNT_SID}:{settings.TWILIO_AUTH_TOKEN}".encode()).decode()
-CREATE = f"/sandbox/twilio/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/Messages.json"
+from tests.factories import SANDBOX_TWILIO_AUTH, SANDBOX_TWILIO_CREATE
+
+AUTH, CREATE = SANDBOX_TWILIO_AUTH, SANDBOX_TWILIO_CREATE
 SENDGRID = {
     "personalizations": [{"to": [{"email": "contact@gmail.com"}], "custom_args": {"message_id": "9"}}],
     "from": {"email": "user@usehatchapp.com"},

@@ -10,8 +10,8 @@ from django.test import Client as DjangoClient
 from sendgrid.helpers.mail import Bcc, Cc, CustomArg, Mail, Personalization, To
 
 from providers.base import OutboundMessage
-from providers.models import SandboxMessage
 from providers.registry import provider_get
+from providers.sandbox.models import SandboxMessage
 from tests.sandbox_harness import forward
 
 SEND = "/sandbox/sendgrid/v3/mail/send"

@@ -12,7 +12,7 @@ from django.test import Client as DjangoClient
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from providers.models import SandboxMessage
+from providers.sandbox.models import SandboxMessage
 from tests.sandbox_harness import forward
 
 SANDBOX = "/sandbox/twilio"

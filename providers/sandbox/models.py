@@ -17,9 +17,21 @@ class SandboxMessage(models.Model):
     status_callback = models.URLField(max_length=2048, blank=True)
     status = models.CharField(max_length=16, default="queued")
     created_at = models.DateTimeField(auto_now_add=True)
+    callbacks_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its delivery receipts are to be posted; empty once they were."
+    )
+    callback_tries = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["label", "to_address"]), models.Index(fields=["reference"])]
+        indexes = [
+            models.Index(fields=["label", "to_address"]),
+            models.Index(fields=["reference"]),
+            models.Index(
+                fields=["callbacks_due_at"],
+                name="sandbox_callbacks_due",
+                condition=models.Q(callbacks_due_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} {self.sid} → {self.to_address}"
