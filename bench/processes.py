@@ -214,6 +214,8 @@ class Services:
     def start_sandbox(self) -> None:
         # Its own server, so the provider's work is not done by the web's workers: threads
         # because every call sleeps SANDBOX_LATENCY_MS, a small pool for their database work.
+        # No access log: with ACCESS_LOG set, config/gunicorn.py renders a JSON line per
+        # request, a cost no provider's API puts on its clients.
         env = self.env(
             PORT=self.sandbox_port,
             HOST="127.0.0.1",
@@ -221,7 +223,6 @@ class Services:
             WEB_WORKER_CLASS="gthread",
             WEB_THREADS=128,
             DB_POOL_SIZE=8,
-            ACCESS_LOG="/dev/null",
         )
         self.procs.start("sandbox", GUNICORN, env)
         wait_http(f"http://127.0.0.1:{self.sandbox_port}/health")
