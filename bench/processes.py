@@ -52,14 +52,14 @@ class CpuSample:
 
     groups: dict[str, float]
     postgres: dict[int, float]
-    redis: float
+    redis: dict[int, float]
 
 
 def cpu_sample(groups: dict[str, int]) -> CpuSample:
     """Read /proc for each named process group (a gunicorn master's, a Celery worker's:
     every process it forked), every PostgreSQL process and Redis. Only processes alive
     now count, so sample around a run of processes that live through it."""
-    totals, postgres, redis = dict.fromkeys(groups, 0.0), {}, 0.0
+    totals, postgres, redis = dict.fromkeys(groups, 0.0), {}, {}
     names = {pgid: name for name, pgid in groups.items()}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -75,7 +75,7 @@ def cpu_sample(groups: dict[str, int]) -> CpuSample:
         elif comm == "postgres":
             postgres[int(stat.parent.name)] = seconds
         elif comm.startswith("redis-server"):
-            redis += seconds
+            redis[int(stat.parent.name)] = seconds
     return CpuSample(totals, postgres, redis)
 
 
@@ -86,7 +86,9 @@ def cpu_used(before: CpuSample, after: CpuSample, postgres_pids: set[int] | None
     used = {name: after.groups[name] - before.groups.get(name, 0.0) for name in after.groups}
     pids = after.postgres.keys() if postgres_pids is None else postgres_pids & after.postgres.keys()
     used["postgres"] = sum(after.postgres[pid] - before.postgres.get(pid, 0.0) for pid in pids)
-    used["redis"] = after.redis - before.redis
+    # Redis servers that lived through both samples: one started or stopped meanwhile
+    # (a test's) is not ours.
+    used["redis"] = sum(after.redis[pid] - before.redis[pid] for pid in after.redis.keys() & before.redis.keys())
     return used
 
 
