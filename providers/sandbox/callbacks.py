@@ -4,7 +4,7 @@ once a message is out, signed as each of them signs it.
 A create stores its message with `callbacks_due_at` set and publishes nothing of its
 own: `callbacks_wake` asks a worker to post what is due at most once per WAKE_SECONDS
 per process, a little later, so one task takes the receipts of every create of that
-window (one publish per create cost more CPU than the rest of the create). The task
+window (a Celery publish per create was one of the largest parts of its cost). The task
 claims a few messages at a time for CLAIM_SECONDS (a killed worker strands no more than
 that, and no longer), and before it ends wakes itself again for the earliest receipts
 still waiting (a retry's backoff, a timed-out create's, a dead worker's claim). A beat
