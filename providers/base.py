@@ -60,6 +60,9 @@ class StatusUpdate:
     reference: str = ""  #: our message id, when the provider echoed it back
     event_id: str = ""  #: the provider's id for this event, to process it once
     error_code: str = ""
+    #: why the recipient's address must not be written to again (a hard bounce, a spam
+    #: report, an unsubscribe: a `Suppression.Reason`), or "" for a receipt that says nothing of it
+    suppress: str = ""
     raw: dict = field(default_factory=dict)
 
 

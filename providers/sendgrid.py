@@ -56,6 +56,28 @@ STATUS_MAP = {
 }
 _TAG = re.compile(r"<[^>]+>")
 
+# Events that mean "never write to this address again", after SendGrid's own
+# suppression lists: a hard bounce (a `blocked` bounce is soft: the server refused for
+# now), a spam report, an unsubscribe, and drops for an address SendGrid already holds
+# on one of those lists. Deferrals, blocks and drops for content say nothing of the address.
+SUPPRESSING_EVENTS = {"spamreport": "spam_report", "unsubscribe": "unsubscribe", "group_unsubscribe": "unsubscribe"}
+SUPPRESSING_DROPS = {
+    "bounced address": "bounce",
+    "invalid": "invalid",
+    "spam reporting address": "spam_report",
+    "unsubscribed address": "unsubscribe",
+}
+
+
+def suppression_reason(event: dict) -> str:
+    """The Suppression.Reason one Event Webhook event calls for, or ""."""
+    kind = str(event.get("event", ""))
+    if kind == "bounce":
+        return "bounce" if str(event.get("type", "bounce")).lower() == "bounce" else ""
+    if kind == "dropped":
+        return SUPPRESSING_DROPS.get(str(event.get("reason", "")).strip().lower(), "")
+    return SUPPRESSING_EVENTS.get(kind, "")
+
 
 def email_content(body: str, attachments: list[str]) -> list[dict]:
     """text/plain first (SendGrid requires that order), then text/html when the body is
@@ -177,6 +199,7 @@ class SendGridProvider(Provider):
                     reference=str(event.get("message_id", "")),
                     event_id=str(event.get("sg_event_id", "")),
                     error_code=str(event.get("status", "") or event.get("reason", ""))[:64],
+                    suppress=suppression_reason(event),
                     raw=event,
                 )
             )

@@ -146,3 +146,29 @@ def test_bounce_is_undelivered_and_unknown_events_are_unknown():
 def test_parse_status_refuses_bodies_that_are_not_an_event_array(body):
     with pytest.raises(PermanentError):
         sendgrid().parse_status(_events(body, {}))
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"event": "bounce", "type": "bounce", "status": "5.1.1"}, "bounce"),
+        ({"event": "bounce", "type": "blocked", "status": "4.7.1"}, ""),  # soft: refused for now
+        ({"event": "deferred", "response": "try later"}, ""),
+        ({"event": "dropped", "reason": "Bounced Address"}, "bounce"),
+        ({"event": "dropped", "reason": "Invalid"}, "invalid"),
+        ({"event": "dropped", "reason": "Spam Reporting Address"}, "spam_report"),
+        ({"event": "dropped", "reason": "Unsubscribed Address"}, "unsubscribe"),
+        ({"event": "dropped", "reason": "Spam Content (if spam checker app enabled)"}, ""),
+        ({"event": "spamreport"}, "spam_report"),
+        ({"event": "unsubscribe"}, "unsubscribe"),
+        ({"event": "group_unsubscribe", "asm_group_id": 7}, "unsubscribe"),
+        ({"event": "delivered"}, ""),
+        ({"event": "open"}, ""),
+    ],
+)
+def test_hard_bounces_spam_reports_and_unsubscribes_call_for_a_suppression(event, reason):
+    body = json.dumps([event | {"sg_message_id": "abc.filter", "sg_event_id": "e1", "message_id": "7"}]).encode()
+
+    (update,) = sendgrid().parse_status(WebhookRequest(url="https://x/", headers={}, body=body))
+
+    assert update.suppress == reason
