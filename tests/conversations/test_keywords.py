@@ -26,6 +26,8 @@ def test_keywords_are_whole_bodies_in_any_case_and_spacing(body, expected):
     assert keyword_of(body) == expected
 
 
-@pytest.mark.parametrize("body", ["stop please", "STOP!", "please STOP", "s t o p", "", "stopp", "yes please", "helpme"])
+@pytest.mark.parametrize(
+    "body", ["stop please", "STOP!", "please STOP", "s t o p", "", "stopp", "yes please", "helpme"]
+)
 def test_anything_else_is_a_message_not_a_keyword(body):
     assert keyword_of(body) is None
