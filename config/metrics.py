@@ -64,6 +64,12 @@ SWEPT = Counter(
     "Messages the sweep handed back to the relay: requeued (their task was lost) or recovered (lease expired)",
     ["kind"],
 )
+SEGMENTS = Counter(
+    "message_segments",
+    "SMS/MMS segments accepted (outbound) or received (inbound), as carriers count them, by account id, "
+    "direction and channel",
+    ["account", "direction", "channel"],
+)
 OUTBOX_PUBLISHED = Counter("outbox_published", "Queued messages the outbox relay published in dispatch batches")
 
 # --- Providers ------------------------------------------------------------------------
@@ -121,6 +127,13 @@ def message_status(*, direction: str, channel: str, status: str, count: int = 1)
     """Count `count` messages entering `status`."""
     if count:
         MESSAGES.labels(direction=direction, channel=channel, status=status).inc(count)
+
+
+def message_segments(*, account_id: int, direction: str, channel: str, count: int | None) -> None:
+    """Count `count` SMS/MMS segments of an account. One series per account, direction and
+    channel: the account label is bounded by the number of accounts (docs/operations.md)."""
+    if count:
+        SEGMENTS.labels(account=str(account_id), direction=direction, channel=channel).inc(count)
 
 
 def provider_request(*, provider: str, operation: str, outcome: str, seconds: float) -> None:

@@ -164,6 +164,8 @@ class BatchSendApi(APIView):
                 "id": stored[index].pk,
                 "conversation_id": stored[index].conversation_id,
                 "status": stored[index].status,
+                "encoding": stored[index].encoding or None,
+                "segments": stored[index].segments,
             }
             for index in range(len(items))
         ]

@@ -26,12 +26,23 @@ class StringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false and nothing else: DRF's BooleanField also takes "yes", "0" or 1."""
+
+    default_error_messages = {"invalid": "Must be true or false, not {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", kind=_json_kind(data))
+        return data
+
+
 def _json_kind(value) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
-    return {list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+    return {list: "an array", dict: "an object", str: "a string"}.get(type(value), type(value).__name__)
 
 
 class _AddressField(StringField):

@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from conversations.models import Account, Conversation
+from messaging.segments import GSM7, UCS2
 
 
 class FailureReason(models.TextChoices):
@@ -11,6 +12,13 @@ class FailureReason(models.TextChoices):
 
     PERMANENT = "permanent"  #: the provider refused it for good
     EXHAUSTED = "exhausted"  #: every try in the budget failed
+
+
+class Encoding(models.TextChoices):
+    """How an SMS or MMS text travels (messaging/segments.py)."""
+
+    GSM7 = GSM7, "GSM-7"  #: the GSM 03.38 default alphabet: 160 characters, 153 a part
+    UCS2 = UCS2, "UCS-2"  #: UTF-16: 70 code units, 67 a part
 
 
 class Message(models.Model):
@@ -44,6 +52,10 @@ class Message(models.Model):
     subject = models.CharField(max_length=998, blank=True)
     body = models.TextField(blank=True)
     attachments = models.JSONField(default=list, blank=True)
+    # SMS/MMS only, fixed when the message is accepted or received (messaging/segments.py):
+    # what was billed does not change if the counting rules do. Empty/NULL for email.
+    encoding = models.CharField(max_length=5, choices=Encoding.choices, blank=True)
+    segments = models.PositiveSmallIntegerField(null=True, blank=True)
     timestamp = models.DateTimeField(null=True, blank=True, help_text="The time the client or provider gave.")
     status = models.CharField(max_length=12, choices=Status.choices)
     provider = models.CharField(max_length=32, blank=True)

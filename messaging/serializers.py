@@ -9,14 +9,23 @@ from messaging.fields import (
     EmailAddressField,
     FromFieldMixin,
     PhoneField,
+    StrictBooleanField,
     StringField,
     check_email_message,
     check_phone_message,
 )
-from messaging.models import DeliveryAttempt, Message, MessageEvent
+from messaging.models import DeliveryAttempt, Encoding, Message, MessageEvent
+from messaging.segments import message_segmentation, smart_encode
 from messaging.services import NewMessage
 
 EMAIL_MAX_BODY = 100_000
+
+
+SMART_ENCODING_HELP = (
+    "Replace look-alike Unicode (curly quotes, long dashes, non-breaking and other spaces, the ellipsis, "
+    "fullwidth forms: Twilio's Smart Encoding table) with GSM-7 equivalents before storing the body, so "
+    "fewer segments are sent. The stored and sent body is the replaced one."
+)
 
 
 class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
@@ -26,8 +35,14 @@ class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
     body = StringField(max_length=settings.SMS_MAX_BODY, allow_blank=True, trim_whitespace=False, default="")
     attachments = AttachmentsField(help_text="http(s) URLs of media; an MMS needs at least one.")
     timestamp = serializers.DateTimeField(required=False, allow_null=True, help_text="ISO-8601; naive times are UTC.")
+    smart_encoding = StrictBooleanField(default=False, help_text=SMART_ENCODING_HELP)
 
     def validate(self, data):
+        if data.get("smart_encoding"):
+            data["body"] = smart_encode(data["body"])
+            if len(data["body"]) > settings.SMS_MAX_BODY:  # "…" became "...": longer than allowed
+                limit = settings.SMS_MAX_BODY
+                raise serializers.ValidationError({"body": [f"longer than {limit} characters after smart encoding"]})
         return check_phone_message(data)
 
     @staticmethod
@@ -78,6 +93,7 @@ class BatchItemSerializer(FromFieldMixin, serializers.Serializer):
     body = StringField(required=False)
     attachments = serializers.ListField(child=serializers.URLField(), required=False, allow_null=True)
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
+    smart_encoding = serializers.BooleanField(required=False, help_text="SMS/MMS only. " + SMART_ENCODING_HELP)
 
 
 class BatchSendSerializer(serializers.Serializer):
@@ -119,6 +135,10 @@ class BatchResultSerializer(serializers.Serializer):
     id = serializers.IntegerField(required=False, help_text="The queued message, when accepted.")
     conversation_id = serializers.IntegerField(required=False)
     status = serializers.CharField(required=False)
+    encoding = serializers.ChoiceField(
+        choices=Encoding.choices, required=False, allow_null=True, help_text="SMS/MMS; null for email."
+    )
+    segments = serializers.IntegerField(required=False, allow_null=True, help_text="SMS/MMS; null for email.")
     error = serializers.DictField(required=False, help_text="Why the item was refused: code, message, fields.")
 
 
@@ -138,6 +158,8 @@ class ErrorSerializer(serializers.Serializer):
 class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
     from_ = serializers.CharField(source="from_address")
     to = serializers.CharField(source="to_address")
+    encoding = serializers.SerializerMethodField()
+    segments = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
 
     class Meta:
@@ -152,6 +174,8 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
             "subject",
             "body",
             "attachments",
+            "encoding",
+            "segments",
             "timestamp",
             "status",
             "provider",
@@ -165,6 +189,27 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
             "failed_at",
         ]
 
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=Encoding.choices,
+            allow_null=True,
+            help_text="SMS/MMS: GSM-7 (160 characters, 153 a part) or UCS-2 (70, 67); null for email.",
+        )
+    )
+    def get_encoding(self, message: Message) -> str | None:
+        return _segmentation(message)[0] or None
+
+    @extend_schema_field(
+        serializers.IntegerField(
+            allow_null=True,
+            min_value=0,
+            help_text="SMS/MMS: the segments carriers bill for the text, fixed when the message was stored; "
+            "null for email.",
+        )
+    )
+    def get_segments(self, message: Message) -> int | None:
+        return _segmentation(message)[1]
+
     @extend_schema_field(ErrorSerializer(allow_null=True))
     def get_error(self, message: Message) -> dict | None:
         if not (message.last_error or message.error_code):
@@ -176,6 +221,7 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
         written out: a page of 50 messages spent most of its time in the generic walk.
         `message` is a Message or any object with its fields as attributes (a page's
         rows, see MESSAGE_FIELDS)."""
+        encoding, segments = _segmentation(message)
         return {
             "id": message.id,
             "conversation_id": message.conversation_id,
@@ -186,6 +232,8 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
             "subject": message.subject,
             "body": message.body,
             "attachments": message.attachments,
+            "encoding": encoding or None,
+            "segments": segments,
             "timestamp": _datetime(message.timestamp),
             "status": message.status,
             "provider": message.provider,
@@ -211,6 +259,8 @@ MESSAGE_FIELDS = (
     "subject",
     "body",
     "attachments",
+    "encoding",
+    "segments",
     "timestamp",
     "status",
     "provider",
@@ -225,6 +275,13 @@ MESSAGE_FIELDS = (
     "delivered_at",
     "failed_at",
 )
+
+
+def _segmentation(message: Message) -> tuple[str, int | None]:
+    if message.segments is None and message.type in (Message.Type.SMS, Message.Type.MMS):
+        # Stored before messages kept their count: the same rules give the same answer.
+        return message_segmentation(message.type, message.body)
+    return message.encoding, message.segments
 
 
 def _datetime(value: datetime | None) -> str | None:

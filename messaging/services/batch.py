@@ -70,6 +70,13 @@ def _store(account: Account, batch: list[NewMessage]) -> list[Message]:
         metrics.message_status(
             direction=Message.Direction.OUTBOUND, channel=message_type, status=Message.Status.QUEUED, count=count
         )
+    segments = Counter()
+    for m in messages:
+        segments[m.type] += m.segments or 0
+    for message_type, count in segments.items():
+        metrics.message_segments(
+            account_id=account.pk, direction=Message.Direction.OUTBOUND, channel=message_type, count=count
+        )
     return messages
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from config import metrics
 from conversations.models import Account
 from messaging.models import Message
+from messaging.segments import message_segmentation
 from messaging.services.storing import message_store_once
 
 
@@ -31,6 +32,7 @@ def message_receive(*, account: Account, received: ReceivedMessage) -> tuple[Mes
     one, False) when the provider sent it before. The unique constraint on provider
     and provider id decides, so concurrent duplicates store one message."""
     now = timezone.now()
+    encoding, segments = message_segmentation(received.type, received.body)
     message = Message(
         account=account,
         direction=Message.Direction.INBOUND,
@@ -40,6 +42,8 @@ def message_receive(*, account: Account, received: ReceivedMessage) -> tuple[Mes
         subject=received.subject,
         body=received.body,
         attachments=received.attachments,
+        encoding=encoding,
+        segments=segments,
         timestamp=received.timestamp,
         status=Message.Status.RECEIVED,
         provider=received.provider,
@@ -51,4 +55,7 @@ def message_receive(*, account: Account, received: ReceivedMessage) -> tuple[Mes
         existing = Message.objects.get(provider=received.provider, provider_message_id=received.provider_message_id)
         return existing, False
     metrics.message_status(direction=message.direction, channel=message.type, status=message.status)
+    metrics.message_segments(
+        account_id=account.pk, direction=message.direction, channel=message.type, count=message.segments
+    )
     return message, True

@@ -12,6 +12,7 @@ from config import metrics
 from conversations.models import Account
 from conversations.selectors import account_owns_address
 from messaging.models import Message
+from messaging.segments import message_segmentation
 from messaging.services.storing import message_store
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class NewMessage:
 
 def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_id: int | None = None) -> Message:
     """The unsaved row of an outbound message, `queued`, due at once, not yet published."""
+    encoding, segments = message_segmentation(new.type, new.body)
     return Message(
         account=account,
         conversation_id=conversation_id,
@@ -46,6 +48,8 @@ def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_
         subject=new.subject,
         body=new.body,
         attachments=new.attachments,
+        encoding=encoding,
+        segments=segments,
         timestamp=new.timestamp,
         status=Message.Status.QUEUED,
         next_attempt_at=at,
@@ -66,5 +70,8 @@ def message_send(*, account: Account, new: NewMessage) -> Message:
     message = message_outbound_new(account=account, new=new, at=timezone.now())
     message_store(message=message, contact_address=new.to_address, notify=True)
     metrics.message_status(direction=message.direction, channel=message.type, status=message.status)
+    metrics.message_segments(
+        account_id=account.pk, direction=message.direction, channel=message.type, count=message.segments
+    )
     logger.debug("message queued", extra={"message_id": message.pk, "channel": message.type, "to": message.to_address})
     return message
