@@ -96,10 +96,7 @@ _SMART_GROUPS = {
     ),
     ",": "\u201a\u0326\ufe50\ufe51\uff0c\uff64\u3001",
     "-": "\u2010\u2013\u2014\u2015\u2043\u2022\u23bc\u23bd\ufe63\uff0d",
-    " ": (
-        "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-        "\u202f\u205f\u3000\u2028\u2029"
-    ),
+    " ": ("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000\u2028\u2029"),
     "": "\u200b\u2060\ufeff",
     "/": "\u00f7\u29f8\u0337\u0338\u2044\u2215\uff0f",
     "\\": "\u29f9\u29f5\u20e5\ufe68\uff3c",
@@ -137,7 +134,7 @@ _SMART_GROUPS = {
     "1/2": "\u00bd",
     "3/4": "\u00be",
 }
-# Fullwidth digits and capitals, and the small capitals (ᴀ ʙ ᴄ ...), as their letters.
+# Fullwidth digits and capitals, and the small capitals (U+1D00 and kin), as their letters.
 _SMART_LETTERS = {chr(0xFF10 + i): str(i) for i in range(10)} | {chr(0xFF21 + i): chr(65 + i) for i in range(26)}
 _SMALL_CAPITALS = (  # A to Z; the table has no small capital Q or X
     "\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f\u1d0d"

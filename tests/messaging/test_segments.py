@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from messaging.segments import GSM7, GSM7_BASIC, GSM7_EXTENSION, SMART_ENCODING, UCS2, sms_segments, smart_encode
+from messaging.segments import GSM7, GSM7_BASIC, GSM7_EXTENSION, SMART_ENCODING, UCS2, smart_encode, sms_segments
 
 _CODEC = gsm0338.Codec()
 
