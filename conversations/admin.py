@@ -1,13 +1,14 @@
 import contextlib
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from config.admin_readonly import ReadOnlyAdmin
-from conversations.addresses import normalize_phone
+from config.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
+from conversations.addresses import AddressKind, address_kind, normalize_email, normalize_phone
 from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
-from conversations.services import api_key_create, api_key_revoke
+from conversations.services import api_key_create, api_key_revoke, contact_update
 
 
 class SenderInline(admin.TabularInline):
@@ -58,26 +59,107 @@ class SenderAdmin(admin.ModelAdmin):
     list_filter = ["account"]
 
 
+class ContactAddressForm(forms.ModelForm):
+    class Meta:
+        model = ContactAddress
+        fields = ["address"]
+
+    def clean_address(self) -> str:
+        value = self.cleaned_data["address"].strip()
+        return normalize_email(value) if "@" in value else normalize_phone(value)
+
+
+class ContactAddressFormSet(forms.BaseInlineFormSet):
+    """Addresses are checked as the API checks them (services/contacts.py): each once, not
+    the account's own, not another hand-made contact's. The service then saves them."""
+
+    def clean(self):
+        super().clean()
+        wanted = self.wanted()
+        repeated = sorted({a for a in wanted if wanted.count(a) > 1})
+        if repeated:
+            raise ValidationError(f"Listed twice: {', '.join(repeated)}.")
+        contact = self.instance
+        if contact.account_id is None:
+            return  # the contact's own form has errors; they are shown first
+        senders = Sender.objects.filter(account_id=contact.account_id, address__in=wanted)
+        if senders.exists():
+            raise ValidationError(f"The account's own addresses: {', '.join(s.address for s in senders)}.")
+        taken = (
+            ContactAddress.objects.filter(account_id=contact.account_id, address__in=wanted, contact__automatic=False)
+            .exclude(contact_id=contact.pk)
+            .order_by("address")
+        )
+        if taken:
+            held = ", ".join(f"{a.address} (contact {a.contact_id})" for a in taken)
+            raise ValidationError(f"Held by other contacts: {held}. Merge them instead.")
+
+    def wanted(self) -> list[str]:
+        return [
+            form.cleaned_data["address"]
+            for form in self.forms
+            if form.cleaned_data.get("address") and not form.cleaned_data.get("DELETE")
+        ]
+
+
 class ContactAddressInline(admin.TabularInline):
     model = ContactAddress
-    extra = 0
+    form = ContactAddressForm
+    formset = ContactAddressFormSet
+    extra = 1
     fields = ["address"]
+
+
+class ContactConversationInline(ReadOnlyInline):
+    model = Conversation
+    fields = ["conversation", "channel", "participant_a", "participant_b", "message_count", "last_message_at"]
+    readonly_fields = fields
+    ordering = ["-last_message_at", "-id"]
+    show_change_link = True
+    verbose_name_plural = "conversations"
+
+    @admin.display(description="conversation")
+    def conversation(self, obj: Conversation) -> str:
+        return f"#{obj.pk}"
 
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "account", "created_at"]
+    list_display = ["id", "name", "account", "address_list", "automatic", "created_at"]
     list_select_related = ["account"]
+    list_filter = ["automatic", "account"]
     search_fields = ["name", "addresses__address"]
-    inlines = [ContactAddressInline]
+    readonly_fields = ["automatic", "created_at"]
+    fields = ["account", "name", "automatic", "created_at"]
+    inlines = [ContactAddressInline, ContactConversationInline]
 
-    def save_formset(self, request, form, formset, change):
-        for instance in formset.save(commit=False):
-            instance.account_id = form.instance.account_id
-            instance.save()
-        formset.save_m2m()
-        for obj in formset.deleted_objects:
-            obj.delete()
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("addresses")
+
+    @admin.display(description="addresses")
+    def address_list(self, obj: Contact) -> str:
+        return ", ".join(sorted(a.address for a in obj.addresses.all()))
+
+    def get_readonly_fields(self, request, obj=None):
+        # A contact's account is fixed once made: its addresses and conversations are that account's.
+        return [*self.readonly_fields, "account"] if obj is not None else self.readonly_fields
+
+    def save_related(self, request, form, formsets, change):
+        """Addresses go through the service, which moves conversations with them."""
+        for formset in formsets:
+            if isinstance(formset, ContactAddressFormSet):
+                wanted = formset.wanted()
+                phones = [a for a in wanted if address_kind(a) is AddressKind.PHONE]
+                emails = [a for a in wanted if address_kind(a) is AddressKind.EMAIL]
+                contact_update(contact=form.instance, phone_numbers=phones, email_addresses=emails)
+                # What formset.save() would have recorded, for the admin's change history.
+                formset.new_objects = [f.instance for f in formset.extra_forms if f.has_changed()]
+                formset.changed_objects = [
+                    (f.instance, f.changed_data) for f in formset.initial_forms if f.has_changed()
+                ]
+                formset.deleted_objects = [f.instance for f in formset.deleted_forms]
+            else:
+                self.save_formset(request, form, formset, change)
 
 
 def address_search_terms(term: str) -> list[str]:

@@ -65,10 +65,16 @@ class ApiKey(models.Model):
 
 
 class Contact(models.Model):
-    """Someone an account talks to; one contact may have several addresses."""
+    """Someone an account talks to, across channels: one contact may have several phone
+    numbers and email addresses, and its conversations are those with any of them."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
     name = models.CharField(max_length=200, blank=True)
+    automatic = models.BooleanField(
+        default=False,
+        help_text="Made by threading for an address no contact had. A contact created or edited by hand "
+        "may take its address (and conversations); editing it makes it an ordinary contact.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -79,6 +85,9 @@ class Contact(models.Model):
 
 
 class ContactAddress(models.Model):
+    """A phone number (E.164) or email address (lower-cased) of a contact, normalised as
+    sends normalise them; unique within the account."""
+
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="addresses")
     address = models.CharField(max_length=254)

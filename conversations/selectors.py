@@ -3,10 +3,10 @@
 import time
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from conversations.addresses import AddressKind, address_kind, email_domain
-from conversations.models import Account, ApiKey, Conversation, Sender
+from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
 
 
 def account_development() -> Account:
@@ -75,8 +75,23 @@ def account_owns_address(*, account: Account, address: str) -> bool:
 
 
 def conversation_list(*, account: Account) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(account=account).order_by("-last_message_at", "-id")
+    return Conversation.objects.filter(account=account).select_related("contact").order_by("-last_message_at", "-id")
 
 
 def conversation_get(*, account: Account, conversation_id: int) -> Conversation | None:
-    return Conversation.objects.filter(account=account, pk=conversation_id).first()
+    return Conversation.objects.filter(account=account, pk=conversation_id).select_related("contact").first()
+
+
+def contact_list(*, account: Account, address: str | None = None) -> QuerySet[Contact]:
+    """The account's contacts, newest first; with `address` (normalised), the one holding it."""
+    contacts = Contact.objects.filter(account=account)
+    if address is not None:
+        contacts = contacts.filter(addresses__address=address)
+    return contacts.prefetch_related(_ADDRESSES).order_by("-id")
+
+
+def contact_get(*, account: Account, contact_id: int) -> Contact | None:
+    return Contact.objects.filter(account=account, pk=contact_id).prefetch_related(_ADDRESSES).first()
+
+
+_ADDRESSES = Prefetch("addresses", queryset=ContactAddress.objects.order_by("address"))

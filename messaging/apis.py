@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 
 from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError, error_body, flatten_detail
 from config.pagination import CursorPage
-from conversations.selectors import conversation_get
+from conversations.selectors import contact_get, conversation_get
 from messaging.fields import validated
-from messaging.selectors import message_get, message_rows_for_conversation
+from messaging.selectors import message_get, message_rows_for_contact, message_rows_for_conversation
 from messaging.serializers import (
     MESSAGE_FIELDS,
     BatchResponseSerializer,
@@ -231,5 +231,24 @@ class ConversationMessageListApi(GenericAPIView):
         # it exists (and is this account's), which saves a query on every other page.
         if not page and conversation_get(account=request.user, conversation_id=conversation_id) is None:
             raise NotFound("No such conversation.")
+        serializer = MessageSerializer()
+        return self.get_paginated_response([serializer.to_representation(SimpleNamespace(**row)) for row in page])
+
+
+class ContactMessageListApi(GenericAPIView):
+    serializer_class = MessageSerializer
+    pagination_class = CursorPage.ordered_by("created_at", "id")
+
+    @extend_schema(
+        summary="A contact's timeline: the messages of all its conversations (SMS, MMS, email), oldest first",
+        responses={200: MessageSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request, contact_id: int):
+        page = self.paginate_queryset(
+            message_rows_for_contact(account=request.user, contact_id=contact_id, fields=MESSAGE_FIELDS)
+        )
+        # As for a conversation: only an empty page asks whether the contact exists.
+        if not page and contact_get(account=request.user, contact_id=contact_id) is None:
+            raise NotFound("No such contact.")
         serializer = MessageSerializer()
         return self.get_paginated_response([serializer.to_representation(SimpleNamespace(**row)) for row in page])

@@ -5,69 +5,23 @@ import functools
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from conversations.addresses import normalize_email, normalize_phone
+from conversations.fields import EmailAddressField, PhoneField, StrictBooleanField, StringField
+
+__all__ = [  # the address and string fields are conversations', re-exported for the send API
+    "AttachmentsField",
+    "EmailAddressField",
+    "FromFieldMixin",
+    "PhoneField",
+    "StrictBooleanField",
+    "StringField",
+    "check_email_message",
+    "check_phone_message",
+]
 
 _url_validator = URLValidator(schemes=["http", "https"])
-
-
-class StringField(serializers.CharField):
-    """A JSON string and nothing else. DRF's CharField turns a number into its text, so
-    `"body": 12345` would be stored as "12345": a client bug we should report, not hide."""
-
-    default_error_messages = {"invalid": "Must be a string, not {kind}."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid", kind=_json_kind(data))
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """JSON true or false and nothing else: DRF's BooleanField also takes "yes", "0" or 1."""
-
-    default_error_messages = {"invalid": "Must be true or false, not {kind}."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", kind=_json_kind(data))
-        return data
-
-
-def _json_kind(value) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return {list: "an array", dict: "an object", str: "a string"}.get(type(value), type(value).__name__)
-
-
-class _AddressField(StringField):
-    normalize = staticmethod(normalize_phone)
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 254)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        try:
-            return self.normalize(value)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from None
-
-
-@extend_schema_field({"type": "string", "example": "+12016661234", "description": "E.164 phone number"})
-class PhoneField(_AddressField):
-    normalize = staticmethod(normalize_phone)
-
-
-@extend_schema_field(OpenApiTypes.EMAIL)
-class EmailAddressField(_AddressField):
-    normalize = staticmethod(normalize_email)
 
 
 @extend_schema_field({"type": "string", "format": "uri", "example": "https://example.com/image.jpg"})

@@ -14,6 +14,16 @@ def message_rows_for_conversation(*, account: Account, conversation_id: int, fie
     return message_list_for_conversation(account=account, conversation_id=conversation_id).values(*fields)
 
 
+def message_rows_for_contact(*, account: Account, contact_id: int, fields: tuple[str, ...]) -> QuerySet:
+    """One timeline across channels: the messages of every conversation of the contact,
+    in time order, as rows of `fields`."""
+    return (
+        Message.objects.filter(account=account, conversation__contact_id=contact_id)
+        .order_by("created_at", "id")
+        .values(*fields)
+    )
+
+
 def message_get(*, account: Account, message_id: int) -> Message | None:
     return (
         Message.objects.filter(account=account, pk=message_id)

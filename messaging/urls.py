@@ -13,4 +13,5 @@ urlpatterns = [
         apis.ConversationMessageListApi.as_view(),
         name="conversation-messages",
     ),
+    path("contacts/<id:contact_id>/messages", apis.ContactMessageListApi.as_view(), name="contact-messages"),
 ]

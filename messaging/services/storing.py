@@ -63,9 +63,14 @@ def _store_portable(message: Message, contact_address: str, notify: bool) -> boo
 
 # The statement, in order: `bumped` counts the message in an existing conversation.
 # Only when there is none does the rest make one: `found` is the contact that already
-# has the other address, `made`/`linked` a new contact for it, and `created` inserts the
-# conversation pointing at that contact (its ON CONFLICT settles two first messages
-# racing: one conversation, counted twice). Ids come from the sequence only for rows
+# has the other address, `made`/`linked` a new (automatic) contact for it, and `created`
+# inserts the conversation pointing at that contact (its ON CONFLICT settles two first
+# messages racing: one conversation, counted twice). `found` reads the address's row FOR
+# SHARE, and only for a new conversation (a reply locks nothing): a contact taking,
+# merging or deleting that address (conversations/services/contacts.py) changes the row
+# first, so either it waits for this conversation and then moves it, or this waits and
+# reads the row's new contact; read unlocked, the conversation could point at a contact
+# deleted meanwhile, and the send would fail on the foreign key. Ids come from the sequence only for rows
 # really inserted, so the first conversations are 1, 2, ... as the assignment expects.
 # `fresh` is the dedupe guard of inbound messages: a provider id already stored makes
 # every part a no-op and the statement returns no row.
@@ -82,10 +87,12 @@ WITH fresh AS (
     WHERE account_id = %(account)s AND participant_a = %(a)s AND participant_b = %(b)s AND (SELECT ok FROM fresh)
     RETURNING id
 ), found AS (
-    SELECT contact_id FROM {address} WHERE account_id = %(account)s AND address = %(contact)s
+    SELECT contact_id FROM {address}
+    WHERE account_id = %(account)s AND address = %(contact)s AND NOT EXISTS (SELECT 1 FROM bumped)
+    FOR SHARE
 ), made AS (
-    INSERT INTO {contact} (account_id, name, created_at)
-    SELECT %(account)s, '', %(at)s
+    INSERT INTO {contact} (account_id, name, automatic, created_at)
+    SELECT %(account)s, '', true, %(at)s
     WHERE (SELECT ok FROM fresh) AND NOT EXISTS (SELECT 1 FROM bumped) AND NOT EXISTS (SELECT 1 FROM found)
     RETURNING id
 ), linked AS (

@@ -76,18 +76,38 @@ def test_the_same_contact_makes_one_thread_per_account(both):
     )
 
 
-@pytest.mark.parametrize("path", ["/api/conversations/{c}", "/api/conversations/{c}/messages", "/api/messages/{m}"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/conversations/{c}",
+        "/api/conversations/{c}/messages",
+        "/api/messages/{m}",
+        "/api/contacts/{k}",
+        "/api/contacts/{k}/messages",
+    ],
+)
 def test_another_accounts_ids_look_like_ids_that_do_not_exist(both, path):
     acme, globex = both
     conversation = Conversation.objects.filter(account=acme.account).first()
     message = Message.objects.filter(account=acme.account).first()
+    ids = {"c": conversation.pk, "m": message.pk, "k": conversation.contact_id}
 
-    foreign = globex.client.get(path.format(c=conversation.pk, m=message.pk))
-    missing = globex.client.get(path.format(c=999_999, m=999_999))
+    foreign = globex.client.get(path.format(**ids))
+    missing = globex.client.get(path.format(c=999_999, m=999_999, k=999_999))
 
     assert foreign.status_code == missing.status_code == 404
     assert foreign.json() == missing.json()
-    assert acme.client.get(path.format(c=conversation.pk, m=message.pk)).status_code == 200
+    assert acme.client.get(path.format(**ids)).status_code == 200
+
+
+def test_each_account_lists_only_its_own_contacts(both):
+    acme, globex = both
+
+    mine, theirs = _ids(acme.client.get("/api/contacts")), _ids(globex.client.get("/api/contacts"))
+
+    assert len(mine) == len(theirs) == 2  # the contact's number and email address, each automatic
+    assert not mine & theirs
+    assert len(_ids(globex.client.get("/api/contacts", {"address": CONTACT})) & theirs) == 1
 
 
 def test_another_accounts_dead_letter_cannot_be_replayed(both):

@@ -1,51 +1,14 @@
-"""State changes of accounts, keys, senders, contacts and conversations."""
+"""Threading: each message counted in the conversation of its two addresses (found or
+created in one race-safe statement), and a new conversation linked to the contact behind
+its other address."""
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
 
 from conversations.addresses import AddressKind, address_kind, participant_pair
-from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
-from conversations.selectors import recent_reads_forget
-
-API_KEY_PREFIX = "sk_"
-
-
-def api_key_hash(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
-
-
-def api_key_create(*, account: Account, name: str = "") -> tuple[ApiKey, str]:
-    """Create a key; the raw key is returned once and never stored."""
-    raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(account=account, name=name, prefix=raw_key[:10], key_hash=api_key_hash(raw_key))
-    return key, raw_key
-
-
-def api_key_revoke(*, key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    recent_reads_forget()  # an UPDATE sends no post_save
-
-
-def account_create(*, name: str, senders: list[str] = ()) -> Account:
-    with transaction.atomic():
-        account, _ = Account.objects.get_or_create(name=name)
-        for address in senders:
-            sender_add(account=account, address=address)
-    return account
-
-
-def sender_add(*, account: Account, address: str) -> Sender:
-    """Give `account` an address it sends from (already normalised, or `@domain`).
-    An address owned by another account is refused (IntegrityError)."""
-    sender, created = Sender.objects.get_or_create(address=address, defaults={"account": account})
-    if not created and sender.account_id != account.pk:
-        raise IntegrityError(f"{address} already belongs to another account")
-    return sender
+from conversations.models import Contact, ContactAddress, Conversation
 
 
 @dataclass(frozen=True)
@@ -117,15 +80,19 @@ def conversation_link_contact(
     *, conversation_id: int, account_id: int, address: str, discard_contact_id: int | None = None
 ) -> None:
     """Point a new conversation at the contact behind its other address (made if there
-    is none). `discard_contact_id`: a contact made for that address by a writer that lost
+    is none, marked automatic: services/contacts.py lets a contact made by hand take its
+    address). `discard_contact_id`: a contact made for that address by a writer that lost
     the race to link it; it is deleted."""
     contact_id = (
-        ContactAddress.objects.filter(account_id=account_id, address=address)
+        # Locked as messaging/services/storing.py's statement reads it FOR SHARE: a contact
+        # taking, merging or deleting the address changes this row first.
+        ContactAddress.objects.select_for_update(no_key=True)
+        .filter(account_id=account_id, address=address)
         .values_list("contact_id", flat=True)
         .first()
     )
     if contact_id is None:
-        contact = Contact.objects.create(account_id=account_id)
+        contact = Contact.objects.create(account_id=account_id, automatic=True)
         try:
             with transaction.atomic():
                 ContactAddress.objects.create(account_id=account_id, contact=contact, address=address)
@@ -195,11 +162,14 @@ def _conversations_link_contacts(*, account_id: int, addresses: dict[int, str]) 
     """New conversations point at the contacts behind their other addresses, in bulk."""
     wanted = set(addresses.values())
     known = dict(
-        ContactAddress.objects.filter(account_id=account_id, address__in=wanted).values_list("address", "contact_id")
+        ContactAddress.objects.select_for_update(no_key=True)  # as in conversation_link_contact, in one order
+        .filter(account_id=account_id, address__in=wanted)
+        .order_by("address")
+        .values_list("address", "contact_id")
     )
     missing = sorted(wanted - known.keys())
     if missing:
-        contacts = Contact.objects.bulk_create([Contact(account_id=account_id) for _ in missing])
+        contacts = Contact.objects.bulk_create([Contact(account_id=account_id, automatic=True) for _ in missing])
         ContactAddress.objects.bulk_create(
             [
                 ContactAddress(account_id=account_id, contact=c, address=a)

@@ -1,0 +1,47 @@
+"""Every state change of accounts, keys, senders, contacts and conversations."""
+
+from conversations.services.accounts import (
+    API_KEY_PREFIX,
+    account_create,
+    api_key_create,
+    api_key_hash,
+    api_key_revoke,
+    sender_add,
+)
+from conversations.services.contacts import (
+    AddressIsSender,
+    AddressTaken,
+    ContactError,
+    ContactMergeRefused,
+    contact_create,
+    contact_delete,
+    contact_merge,
+    contact_update,
+)
+from conversations.services.threads import (
+    ThreadedMessage,
+    conversation_add_message,
+    conversation_link_contact,
+    conversations_add_messages,
+)
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "AddressIsSender",
+    "AddressTaken",
+    "ContactError",
+    "ContactMergeRefused",
+    "ThreadedMessage",
+    "account_create",
+    "api_key_create",
+    "api_key_hash",
+    "api_key_revoke",
+    "contact_create",
+    "contact_delete",
+    "contact_merge",
+    "contact_update",
+    "conversation_add_message",
+    "conversation_link_contact",
+    "conversations_add_messages",
+    "sender_add",
+]
