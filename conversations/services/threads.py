@@ -83,26 +83,31 @@ def conversation_link_contact(
     is none, marked automatic: services/contacts.py lets a contact made by hand take its
     address). `discard_contact_id`: a contact made for that address by a writer that lost
     the race to link it; it is deleted."""
-    contact_id = (
-        # Locked as messaging/services/storing.py's statement reads it FOR SHARE: a contact
-        # taking, merging or deleting the address changes this row first.
+    with transaction.atomic():
+        contact_id = _address_contact(account_id=account_id, address=address)
+        if contact_id is None:
+            contact = Contact.objects.create(account_id=account_id, automatic=True)
+            try:
+                with transaction.atomic():
+                    ContactAddress.objects.create(account_id=account_id, contact=contact, address=address)
+                contact_id = contact.pk
+            except IntegrityError:  # another transaction linked this address first
+                contact.delete()
+                contact_id = _address_contact(account_id=account_id, address=address)
+        Conversation.objects.filter(pk=conversation_id).update(contact_id=contact_id)
+        if discard_contact_id is not None and discard_contact_id != contact_id:
+            Contact.objects.filter(pk=discard_contact_id, account_id=account_id).delete()
+
+
+def _address_contact(*, account_id: int, address: str) -> int | None:
+    # Locked as messaging/services/storing.py's statement reads it FOR SHARE: a contact
+    # taking, merging or deleting the address changes this row first.
+    return (
         ContactAddress.objects.select_for_update(no_key=True)
         .filter(account_id=account_id, address=address)
         .values_list("contact_id", flat=True)
         .first()
     )
-    if contact_id is None:
-        contact = Contact.objects.create(account_id=account_id, automatic=True)
-        try:
-            with transaction.atomic():
-                ContactAddress.objects.create(account_id=account_id, contact=contact, address=address)
-            contact_id = contact.pk
-        except IntegrityError:  # another transaction linked this address first
-            contact.delete()
-            contact_id = ContactAddress.objects.get(account_id=account_id, address=address).contact_id
-    Conversation.objects.filter(pk=conversation_id).update(contact_id=contact_id)
-    if discard_contact_id is not None and discard_contact_id != contact_id:
-        Contact.objects.filter(pk=discard_contact_id, account_id=account_id).delete()
 
 
 # The same for many conversations at once (a batch send): one upsert per chunk of rows.
