@@ -93,7 +93,7 @@ class BatchItemSerializer(FromFieldMixin, serializers.Serializer):
     body = StringField(required=False)
     attachments = serializers.ListField(child=serializers.URLField(), required=False, allow_null=True)
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
-    smart_encoding = serializers.BooleanField(required=False, help_text="SMS/MMS only. " + SMART_ENCODING_HELP)
+    smart_encoding = StrictBooleanField(required=False, help_text="SMS/MMS only. " + SMART_ENCODING_HELP)
 
 
 class BatchSendSerializer(serializers.Serializer):
