@@ -19,6 +19,7 @@ from conversations.services import (
     AddressIsSender,
     AddressTaken,
     ContactError,
+    ContactGone,
     contact_create,
     contact_delete,
     contact_merge,
@@ -76,7 +77,9 @@ def _contact_or_404(request, contact_id: int):
     return contact
 
 
-def _refused(exc: ContactError) -> ApiError:
+def _refused(exc: ContactError) -> Exception:
+    if isinstance(exc, ContactGone):
+        return NotFound("No such contact.")
     if isinstance(exc, AddressTaken):
         fields: dict[str, list[str]] = {}
         for holder in exc.holders:

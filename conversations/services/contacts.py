@@ -47,25 +47,23 @@ class AddressIsSender(ContactError):
         self.addresses = addresses
 
 
+class ContactGone(ContactError):
+    """The contact was deleted while the change was being made."""
+
+
 class ContactMergeRefused(ContactError):
     """A contact merged into itself, or across accounts."""
 
 
 def contact_create(*, account: Account, name: str = "", addresses: Iterable[str] = ()) -> Contact:
     """A contact with `addresses` (normalised), which takes their conversations."""
-    wanted = set(addresses)
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                contact = Contact.objects.create(account=account, name=name)
-                _addresses_assign(contact, wanted)
-                return contact
-        except IntegrityError:
-            # Threading gave one of the addresses an automatic contact meanwhile: the
-            # second pass finds and takes it.
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+
+    def write() -> Contact:
+        contact = Contact.objects.create(account=account, name=name)
+        _addresses_assign(contact, set(addresses))
+        return contact
+
+    return _twice(write)
 
 
 def contact_update(
@@ -78,28 +76,36 @@ def contact_update(
     """Change what is given: the name, or the whole list of phone numbers or of email
     addresses (normalised). Addresses added take their conversations; addresses dropped
     leave theirs without a contact. The contact is no longer automatic."""
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                locked = Contact.objects.select_for_update().get(pk=contact.pk)
-                current = set(locked.addresses.values_list("address", flat=True))
-                wanted = {
-                    a
-                    for a in current
-                    if (address_kind(a) is AddressKind.PHONE and phone_numbers is None)
-                    or (address_kind(a) is AddressKind.EMAIL and email_addresses is None)
-                }
-                wanted |= set(phone_numbers or ()) | set(email_addresses or ())
-                _addresses_assign(locked, wanted, current=current)
-                locked.automatic = False
-                if name is not None:
-                    locked.name = name
-                locked.save(update_fields=["name", "automatic"])
-                return locked
-        except IntegrityError:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+
+    def write() -> Contact:
+        locked = Contact.objects.select_for_update().filter(pk=contact.pk).first()
+        if locked is None:
+            raise ContactGone(contact.pk)
+        current = set(locked.addresses.values_list("address", flat=True))
+        kept_kinds = {AddressKind.PHONE} if phone_numbers is None else set()
+        kept_kinds |= {AddressKind.EMAIL} if email_addresses is None else set()
+        wanted = {a for a in current if address_kind(a) in kept_kinds}
+        wanted |= set(phone_numbers or ()) | set(email_addresses or ())
+        _addresses_assign(locked, wanted, current=current)
+        locked.automatic = False
+        if name is not None:
+            locked.name = name
+        locked.save(update_fields=["name", "automatic"])
+        return locked
+
+    return _twice(write)
+
+
+def _twice(write):
+    """`write` in a transaction, and once more if it lost a race with threading (which
+    gave one of its addresses an automatic contact meanwhile): the second pass finds that
+    contact and takes the address from it."""
+    try:
+        with transaction.atomic():
+            return write()
+    except IntegrityError:
+        with transaction.atomic():
+            return write()
 
 
 def contact_delete(*, contact: Contact) -> None:
@@ -107,7 +113,8 @@ def contact_delete(*, contact: Contact) -> None:
     contact until threading links a new conversation of those addresses."""
     with transaction.atomic():
         # Addresses first: that waits for a conversation being linked through one of them
-        # (threads.py), which the next statement then sees and unlinks.
+        # (messaging/services/storing.py, threads.py), which the next statement then sees
+        # and unlinks.
         ContactAddress.objects.filter(contact_id=contact.pk).delete()
         Conversation.objects.filter(contact_id=contact.pk).update(contact=None)
         Contact.objects.filter(pk=contact.pk).delete()
@@ -125,8 +132,10 @@ def contact_merge(*, contact: Contact, other: Contact) -> Contact:
         locked = {
             c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[contact.pk, other.pk]).order_by("pk")
         }
-        if len(locked) != 2:
-            raise ContactMergeRefused("the other contact no longer exists")
+        if contact.pk not in locked:
+            raise ContactGone(contact.pk)
+        if other.pk not in locked:
+            raise ContactMergeRefused("no such contact")
         kept, gone = locked[contact.pk], locked[other.pk]
         ContactAddress.objects.filter(contact=gone).update(contact=kept)
         Conversation.objects.filter(contact=gone).update(contact=kept)

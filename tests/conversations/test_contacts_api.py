@@ -8,7 +8,15 @@ from django.db import connection, connections
 
 from conversations.models import Contact, ContactAddress, Conversation
 from conversations.selectors import account_development
-from conversations.services import AddressTaken, account_create, api_key_create, contact_create
+from conversations.services import (
+    AddressTaken,
+    ContactGone,
+    account_create,
+    api_key_create,
+    contact_create,
+    contact_merge,
+    contact_update,
+)
 from messaging.services import NewMessage, message_send
 from tests.factories import EMAIL, INBOUND_EMAIL, SMS
 
@@ -447,3 +455,16 @@ def test_a_contact_made_while_threading_links_the_address_ends_with_every_conver
     # the automatic contact she took the number from, none without a contact.
     assert list(Conversation.objects.values_list("contact_id", flat=True)) == [ada.pk] * 4
     assert Contact.objects.count() == 1
+
+
+def test_changing_or_merging_into_a_contact_deleted_meanwhile_says_it_is_gone(api):
+    account = account_development()
+    stale = contact_create(account=account, name="Ada")
+    other = contact_create(account=account, name="Bob")
+    Contact.objects.filter(pk=stale.pk).delete()
+
+    with pytest.raises(ContactGone):
+        contact_update(contact=stale, name="Ada L.")
+    with pytest.raises(ContactGone):
+        contact_merge(contact=stale, other=other)
+    assert Contact.objects.get(pk=other.pk).name == "Bob"
