@@ -19,6 +19,7 @@ __all__ = [  # the address and string fields are conversations', re-exported for
     "StringField",
     "check_email_message",
     "check_phone_message",
+    "validated",
 ]
 
 _url_validator = URLValidator(schemes=["http", "https"])
