@@ -5,7 +5,7 @@ import pytest
 
 from conversations.selectors import account_development
 from messaging.models import Message
-from providers.models import SandboxMessage
+from providers.sandbox.models import SandboxMessage
 from tests.factories import EMAIL, INBOUND_EMAIL, INBOUND_SMS, MMS, SMS
 from tests.metrics_helpers import value
 
