@@ -196,8 +196,9 @@ def test_smart_encoding_brings_curly_quotes_back_to_gsm7():
 
 
 def test_counting_a_text_takes_microseconds():
-    texts = ["Your code is 123456", "a" * 160, "Price: 5€ [promo] " * 8, "Hi 😀 " * 30, "ж" * 300]
+    texts = ["Your code is 123456", "a" * 160, "Price: 5€ [promo] " * 8, "Hi 😀 " * 30, "ж" * 300, "{a} " * 400]
     for text in texts:
-        seconds = min(timeit.repeat(lambda t=text: sms_segments(t), number=2000, repeat=3)) / 2000
-        # Measured at 0.3-6 µs on this machine; the bound leaves room for a loaded CI box.
-        assert seconds < 50e-6, (text[:20], seconds)
+        seconds = min(timeit.repeat(lambda t=text: sms_segments(t), number=1000, repeat=5)) / 1000
+        # 1-20 µs on an idle 2-core box, up to ~80 µs when it is loaded: the bound catches
+        # a change of order (a per-character Python loop, a codec call), not noise.
+        assert seconds < 500e-6, (text[:20], seconds)
