@@ -153,7 +153,11 @@ WRITE_ERROR_RESPONSES = {
 # POSTs that create messages: also the sender check and the Idempotency-Key outcomes.
 CREATE_ERROR_RESPONSES = {
     **WRITE_ERROR_RESPONSES,
-    status.HTTP_403_FORBIDDEN: OpenApiResponse(_ERROR, description="The account does not own the sender"),
+    status.HTTP_403_FORBIDDEN: OpenApiResponse(
+        _ERROR,
+        description="The account does not own the sender (`sender_not_allowed`), or the recipient opted out of "
+        "this sender (`recipient_opted_out`) or is a suppressed email address (`recipient_suppressed`)",
+    ),
     status.HTTP_409_CONFLICT: OpenApiResponse(_ERROR, description="A request with this Idempotency-Key is running"),
     status.HTTP_422_UNPROCESSABLE_ENTITY: OpenApiResponse(
         _ERROR, description="This Idempotency-Key was used with a different request"

@@ -72,6 +72,12 @@ SEGMENTS = Counter(
 )
 OUTBOX_PUBLISHED = Counter("outbox_published", "Queued messages the outbox relay published in dispatch batches")
 
+KEYWORDS = Counter(
+    "sms_keywords",
+    "Inbound SMS keywords applied, by kind (opt_out, opt_in, help)",
+    ["keyword"],
+)
+
 # --- Providers ------------------------------------------------------------------------
 PROVIDER_REQUESTS = Counter(
     "provider_requests",

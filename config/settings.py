@@ -275,6 +275,21 @@ if PROVIDER_SANDBOX:
         "schedule": 10.0,
         "options": {"queue": "sandbox", "expires": 10.0},
     }
+# What an account's numbers answer to the SMS keywords (conversations/keywords.py) when
+# the account set no answer of its own (Account.optout_reply, ...); Twilio's wording.
+CONSENT_REPLIES = {
+    "opt_out": env(
+        "CONSENT_OPTOUT_REPLY",
+        default="You have successfully been unsubscribed. You will not receive any more messages from this number. "
+        "Reply START to resubscribe.",
+    ),
+    "opt_in": env(
+        "CONSENT_OPTIN_REPLY",
+        default="You have successfully been re-subscribed to messages from this number. Reply HELP for help. "
+        "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
+    ),
+    "help": env("CONSENT_HELP_REPLY", default="Reply STOP to unsubscribe. Msg&Data Rates May Apply."),
+}
 SMS_MAX_BODY = 1600
 MAX_ATTACHMENTS = 10
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=256 * 1024)

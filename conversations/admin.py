@@ -7,8 +7,15 @@ from django.db.models import Q
 
 from config.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from conversations.addresses import AddressKind, address_kind, normalize_email, normalize_phone
-from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
-from conversations.services import api_key_create, api_key_revoke, contact_update
+from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, OptOut, Sender, Suppression
+from conversations.selectors import account_owns_address
+from conversations.services import (
+    api_key_create,
+    api_key_revoke,
+    contact_update,
+    optout_add,
+    suppression_add,
+)
 
 
 class SenderInline(admin.TabularInline):
@@ -239,3 +246,74 @@ class ConversationAdmin(ReadOnlyAdmin):
         if extra:
             results = results | queryset.filter(extra)
         return results, may_have_duplicates
+
+
+# --- Consent --------------------------------------------------------------------------
+
+
+class OptOutForm(forms.ModelForm):
+    class Meta:
+        model = OptOut
+        fields = ["account", "sender", "address"]
+
+    def clean(self):
+        data = super().clean()
+        for name in ("sender", "address"):
+            if data.get(name):
+                try:
+                    data[name] = normalize_phone(data[name])
+                except ValidationError as exc:
+                    self.add_error(name, exc)
+        account, sender = data.get("account"), data.get("sender")
+        if account and sender and not account_owns_address(account=account, address=sender):
+            self.add_error("sender", f"{account} does not own {sender}.")
+        return data
+
+
+@admin.register(OptOut)
+class OptOutAdmin(admin.ModelAdmin):
+    """Opt-outs are added (as if the number had replied STOP) and deleted (as if START),
+    never edited: the history a carrier may ask about is who opted out of what, and when."""
+
+    form = OptOutForm
+    list_display = ["address", "sender", "account", "source", "keyword", "created_at"]
+    list_filter = ["source", "account"]
+    search_fields = ["=address", "=sender"]
+    readonly_fields = ["source", "keyword", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        optout, _ = optout_add(account=obj.account, sender=obj.sender, address=obj.address, source=OptOut.Source.ADMIN)
+        obj.pk, obj.created_at = optout.pk, optout.created_at
+
+
+class SuppressionForm(forms.ModelForm):
+    class Meta:
+        model = Suppression
+        fields = ["account", "address"]
+
+    def clean_address(self):
+        try:
+            return normalize_email(self.cleaned_data["address"])
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    form = SuppressionForm
+    list_display = ["address", "account", "reason", "created_at"]
+    list_filter = ["reason", "account"]
+    search_fields = ["=address"]
+    readonly_fields = ["reason", "detail", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        suppression, _ = suppression_add(
+            account=obj.account, address=obj.address, reason=Suppression.Reason.MANUAL, detail={"by": str(request.user)}
+        )
+        obj.pk, obj.created_at = suppression.pk, suppression.created_at

@@ -4,16 +4,32 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from config.errors import ERROR_RESPONSES, WRITE_ERROR_RESPONSES, ApiError
+from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, WRITE_ERROR_RESPONSES, ApiError
 from config.pagination import CursorPage
 from conversations.addresses import AddressKind, address_kind, normalize_email, normalize_phone
-from conversations.selectors import contact_get, contact_list, conversation_get, conversation_list
+from conversations.fields import validated
+from conversations.models import OptOut, Suppression
+from conversations.selectors import (
+    account_owns_address,
+    contact_get,
+    contact_list,
+    conversation_get,
+    conversation_list,
+    optout_get,
+    optout_list,
+    suppression_get,
+    suppression_list,
+)
 from conversations.serializers import (
     ContactMergeSerializer,
     ContactSerializer,
     ContactUpdateSerializer,
     ContactWriteSerializer,
     ConversationSerializer,
+    OptOutSerializer,
+    OptOutWriteSerializer,
+    SuppressionSerializer,
+    SuppressionWriteSerializer,
 )
 from conversations.services import (
     AddressIsSender,
@@ -24,6 +40,10 @@ from conversations.services import (
     contact_delete,
     contact_merge,
     contact_update,
+    optout_add,
+    optout_delete,
+    suppression_add,
+    suppression_delete,
 )
 
 
@@ -212,3 +232,156 @@ class ContactMergeApi(GenericAPIView):
         except ContactError as exc:
             raise _refused(exc) from None
         return _contact_answer(request, contact_id)
+
+
+# --- Consent: opt-outs and suppressions ---------------------------------------------------
+
+_SENDER_FILTER = OpenApiParameter(
+    "sender", str, OpenApiParameter.QUERY, description="Only opt-outs from this sender number (E.164, `+` as `%2B`)."
+)
+_OPTOUT_ADDRESS_FILTER = OpenApiParameter(
+    "address", str, OpenApiParameter.QUERY, description="Only opt-outs of this number (E.164, `+` as `%2B`)."
+)
+_SUPPRESSION_ADDRESS_FILTER = OpenApiParameter(
+    "address", str, OpenApiParameter.QUERY, description="Only the suppression of this email address."
+)
+_REASON_FILTER = OpenApiParameter(
+    "reason",
+    str,
+    OpenApiParameter.QUERY,
+    enum=Suppression.Reason.values,
+    description="Only suppressions for this reason.",
+)
+
+
+def _query_phone(request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    try:
+        return normalize_phone(value)
+    except DjangoValidationError as exc:
+        raise ValidationError({name: exc.messages}) from None
+
+
+class OptOutListApi(GenericAPIView):
+    serializer_class = OptOutSerializer
+    pagination_class = CursorPage.ordered_by("-id")
+
+    @extend_schema(
+        summary="List opt-outs, newest first",
+        description="Numbers that replied STOP (or a synonym) to one of the account's numbers, or that the account "
+        "opted out itself. A send from that number to them is refused (`recipient_opted_out`) until they reply "
+        "START or the opt-out is deleted.",
+        parameters=[_SENDER_FILTER, _OPTOUT_ADDRESS_FILTER],
+        responses={200: OptOutSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request):
+        optouts = optout_list(
+            account=request.user, sender=_query_phone(request, "sender"), address=_query_phone(request, "address")
+        )
+        return self.get_paginated_response(OptOutSerializer(self.paginate_queryset(optouts), many=True).data)
+
+    @extend_schema(
+        summary="Opt a number out of one of the account's senders",
+        description="As if it had replied STOP, without a reply. 201 when new; 200 with the existing opt-out.",
+        request=OptOutWriteSerializer,
+        responses={201: OptOutSerializer, 200: OptOutSerializer, **CREATE_ERROR_RESPONSES},
+    )
+    def post(self, request):
+        data = validated(OptOutWriteSerializer, request.data)
+        if not account_owns_address(account=request.user, address=data["sender"]):
+            raise ApiError(
+                403,
+                "sender_not_allowed",
+                f"This account does not own {data['sender']}.",
+                {"sender": ["not owned by this account"]},
+            )
+        optout, created = optout_add(
+            account=request.user, sender=data["sender"], address=data["address"], source=OptOut.Source.API
+        )
+        return Response(OptOutSerializer(optout).data, status=201 if created else 200)
+
+
+class OptOutDetailApi(GenericAPIView):
+    serializer_class = OptOutSerializer
+
+    @extend_schema(summary="One opt-out", responses={200: OptOutSerializer, **ERROR_RESPONSES})
+    def get(self, request, optout_id: int):
+        return Response(OptOutSerializer(self._get(request, optout_id)).data)
+
+    @extend_schema(
+        summary="Delete an opt-out",
+        description="Sends to that number from that sender are accepted again. Only do this with the recipient's "
+        "consent (it can also reply START).",
+        responses={204: None, **ERROR_RESPONSES},
+    )
+    def delete(self, request, optout_id: int):
+        optout_delete(optout=self._get(request, optout_id))
+        return Response(status=204)
+
+    @staticmethod
+    def _get(request, optout_id: int) -> OptOut:
+        optout = optout_get(account=request.user, optout_id=optout_id)
+        if optout is None:
+            raise NotFound("No such opt-out.")
+        return optout
+
+
+class SuppressionListApi(GenericAPIView):
+    serializer_class = SuppressionSerializer
+    pagination_class = CursorPage.ordered_by("-id")
+
+    @extend_schema(
+        summary="List suppressed email addresses, newest first",
+        description="Addresses that bounced for good, were invalid, reported spam or unsubscribed (from the email "
+        "provider's events), or that the account added. A send to one is refused (`recipient_suppressed`).",
+        parameters=[_SUPPRESSION_ADDRESS_FILTER, _REASON_FILTER],
+        responses={200: SuppressionSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request):
+        reason = request.query_params.get("reason")
+        if reason is not None and reason not in Suppression.Reason.values:
+            raise ValidationError({"reason": [f"Must be one of {', '.join(Suppression.Reason.values)}."]})
+        address = request.query_params.get("address")
+        if address is not None:
+            address = _normalized_query_address(address)
+        suppressions = suppression_list(account=request.user, address=address, reason=reason)
+        return self.get_paginated_response(SuppressionSerializer(self.paginate_queryset(suppressions), many=True).data)
+
+    @extend_schema(
+        summary="Suppress an email address",
+        description="Its reason is `manual`. 201 when new; 200 with the existing suppression (and its reason).",
+        request=SuppressionWriteSerializer,
+        responses={201: SuppressionSerializer, 200: SuppressionSerializer, **WRITE_ERROR_RESPONSES},
+    )
+    def post(self, request):
+        data = validated(SuppressionWriteSerializer, request.data)
+        suppression, created = suppression_add(
+            account=request.user, address=data["address"], reason=Suppression.Reason.MANUAL, detail={"by": "api"}
+        )
+        return Response(SuppressionSerializer(suppression).data, status=201 if created else 200)
+
+
+class SuppressionDetailApi(GenericAPIView):
+    serializer_class = SuppressionSerializer
+
+    @extend_schema(summary="One suppression", responses={200: SuppressionSerializer, **ERROR_RESPONSES})
+    def get(self, request, suppression_id: int):
+        return Response(SuppressionSerializer(self._get(request, suppression_id)).data)
+
+    @extend_schema(
+        summary="Delete a suppression",
+        description="Sends to the address are accepted again. A hard bounce will likely bounce again.",
+        responses={204: None, **ERROR_RESPONSES},
+    )
+    def delete(self, request, suppression_id: int):
+        suppression_delete(suppression=self._get(request, suppression_id))
+        return Response(status=204)
+
+    @staticmethod
+    def _get(request, suppression_id: int) -> Suppression:
+        suppression = suppression_get(account=request.user, suppression_id=suppression_id)
+        if suppression is None:
+            raise NotFound("No such suppression.")
+        return suppression

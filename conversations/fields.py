@@ -1,6 +1,8 @@
 """Serializer fields for strings and addresses, shared by the APIs of every app: an
 address is normalised here exactly as threading keys it (conversations/addresses.py)."""
 
+import functools
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -63,3 +65,15 @@ class PhoneField(_AddressField):
 @extend_schema_field(OpenApiTypes.EMAIL)
 class EmailAddressField(_AddressField):
     normalize = staticmethod(normalize_email)
+
+
+@functools.cache
+def _validator(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    return serializer_class()
+
+
+def validated(serializer_class: type[serializers.Serializer], data) -> dict:
+    """What `serializer_class(data=data)` validates to, or its ValidationError, from one
+    instance per class: a new serializer deep-copies all its fields, a tenth of a send's
+    CPU. Validation keeps no state on the instance, so one serves every request."""
+    return _validator(serializer_class).run_validation(data)

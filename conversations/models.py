@@ -12,6 +12,11 @@ class Account(models.Model):
     # The built-in development account: in APP_ENV=local it owns every address and acts
     # for requests that carry no API key, so the service works with no setup.
     is_development = models.BooleanField(default=False)
+    # What the account's numbers answer to the SMS keywords (conversations/keywords.py);
+    # empty: the defaults in settings.CONSENT_REPLIES.
+    optout_reply = models.CharField(max_length=320, blank=True, help_text="The answer to STOP and its synonyms.")
+    optin_reply = models.CharField(max_length=320, blank=True, help_text="The answer to START, YES and UNSTOP.")
+    help_reply = models.CharField(max_length=320, blank=True, help_text="The answer to HELP and INFO.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -138,3 +143,60 @@ class Conversation(models.Model):
     @property
     def participants(self) -> list[str]:
         return [self.participant_a, self.participant_b]
+
+
+class OptOut(models.Model):
+    """A number that asked one of the account's senders to stop writing (an opt-out
+    keyword), or that the account opted out itself: no SMS or MMS from `sender` reaches
+    `address` until it opts back in (START) or the opt-out is removed."""
+
+    class Source(models.TextChoices):
+        KEYWORD = "keyword"  #: the recipient replied with an opt-out keyword
+        API = "api"  #: the account, through the API
+        ADMIN = "admin"  #: staff, in the admin
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="opt_outs")
+    sender = models.CharField(max_length=254, help_text="The account's number the recipient wrote to.")
+    address = models.CharField(max_length=254, help_text="The number that opted out.")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    keyword = models.CharField(max_length=16, blank=True, help_text="The word it replied, e.g. STOP.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "opt-out"
+        constraints = [
+            # Also the index of the check every SMS send makes.
+            models.UniqueConstraint(fields=["account", "sender", "address"], name="optout_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ✕ {self.sender}"
+
+
+class Suppression(models.Model):
+    """An email address the account must not write to again: it bounced for good, was
+    invalid, reported spam or unsubscribed (provider events), or the account said so."""
+
+    class Reason(models.TextChoices):
+        BOUNCE = "bounce"  #: a hard bounce
+        INVALID = "invalid"  #: the provider found the address invalid
+        SPAM_REPORT = "spam_report"  #: the recipient reported a message as spam
+        UNSUBSCRIBE = "unsubscribe"  #: the recipient unsubscribed
+        MANUAL = "manual"  #: the account (API) or staff (admin) added it
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="suppressions")
+    address = models.CharField(max_length=254)
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    detail = models.JSONField(default=dict, blank=True, help_text="The provider event that caused it, if any.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # Also the index of the check every email send makes.
+            models.UniqueConstraint(fields=["account", "address"], name="suppression_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.reason})"

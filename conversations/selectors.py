@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
 from conversations.addresses import AddressKind, address_kind, email_domain
-from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, Sender
+from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, OptOut, Sender, Suppression
 
 
 def account_development() -> Account:
@@ -95,3 +95,52 @@ def contact_get(*, account: Account, contact_id: int) -> Contact | None:
 
 
 _ADDRESSES = Prefetch("addresses", queryset=ContactAddress.objects.order_by("address"))
+
+
+# --- Consent ----------------------------------------------------------------------------
+
+
+def optout_list(*, account: Account, sender: str | None = None, address: str | None = None) -> QuerySet[OptOut]:
+    optouts = OptOut.objects.filter(account=account)
+    if sender is not None:
+        optouts = optouts.filter(sender=sender)
+    if address is not None:
+        optouts = optouts.filter(address=address)
+    return optouts.order_by("-id")
+
+
+def optout_get(*, account: Account, optout_id: int) -> OptOut | None:
+    return OptOut.objects.filter(account=account, pk=optout_id).first()
+
+
+def optouts_among(*, triples: set[tuple[int, str, str]]) -> set[tuple[int, str, str]]:
+    """Which of the (account id, sender, address) triples are opted out, in one query."""
+    if not triples:
+        return set()
+    found = OptOut.objects.filter(
+        account_id__in={t[0] for t in triples}, address__in={t[2] for t in triples}
+    ).values_list("account_id", "sender", "address")
+    return set(found) & triples
+
+
+def suppression_list(*, account: Account, address: str | None = None, reason: str | None = None):
+    suppressions = Suppression.objects.filter(account=account)
+    if address is not None:
+        suppressions = suppressions.filter(address=address)
+    if reason is not None:
+        suppressions = suppressions.filter(reason=reason)
+    return suppressions.order_by("-id")
+
+
+def suppression_get(*, account: Account, suppression_id: int) -> Suppression | None:
+    return Suppression.objects.filter(account=account, pk=suppression_id).first()
+
+
+def suppressed_among(*, pairs: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of the (account id, address) pairs are suppressed, in one query."""
+    if not pairs:
+        return set()
+    found = Suppression.objects.filter(
+        account_id__in={p[0] for p in pairs}, address__in={p[1] for p in pairs}
+    ).values_list("account_id", "address")
+    return set(found) & pairs

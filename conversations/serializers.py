@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from conversations.addresses import AddressKind, address_kind
 from conversations.fields import EmailAddressField, PhoneField, StringField
-from conversations.models import Contact, Conversation
+from conversations.models import Contact, Conversation, OptOut, Suppression
 
 
 class LastMessageSerializer(serializers.Serializer):
@@ -124,3 +124,27 @@ class ContactMergeSerializer(serializers.Serializer):
         max_value=2**63 - 1,
         help_text="The contact merged into this one: its addresses and conversations move, then it is deleted.",
     )
+
+
+# --- Consent --------------------------------------------------------------------------
+
+
+class OptOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OptOut
+        fields = ["id", "sender", "address", "source", "keyword", "created_at"]
+
+
+class OptOutWriteSerializer(serializers.Serializer):
+    sender = PhoneField(help_text="One of the account's numbers.")
+    address = PhoneField(help_text="The number opted out of messages from `sender`.")
+
+
+class SuppressionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Suppression
+        fields = ["id", "address", "reason", "detail", "created_at"]
+
+
+class SuppressionWriteSerializer(serializers.Serializer):
+    address = EmailAddressField(help_text="An email address the account will not write to.")

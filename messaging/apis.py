@@ -14,6 +14,7 @@ from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError, err
 from config.pagination import CursorPage
 from conversations.selectors import contact_get, conversation_get
 from messaging.fields import validated
+from messaging.models import FailureReason
 from messaging.selectors import message_get, message_rows_for_contact, message_rows_for_conversation
 from messaging.serializers import (
     MESSAGE_FIELDS,
@@ -26,6 +27,7 @@ from messaging.serializers import (
     SmsSendSerializer,
 )
 from messaging.services import (
+    ConsentRefused,
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
     SenderNotOwned,
@@ -98,8 +100,28 @@ def _send(request, serializer_class) -> Response:
         raise ApiError(
             403, "sender_not_allowed", f"This account does not own {exc}.", {"from": ["not owned by this account"]}
         ) from None
+    except ConsentRefused as exc:
+        error = consent_error(exc.reason, exc.new)
+        raise ApiError(403, error["code"], error["message"], error["fields"]) from None
     structlog.contextvars.bind_contextvars(message_id=message.pk)  # on the request's log line
     return Response(MessageSerializer(message).data, status=202)
+
+
+def consent_error(reason: str, new) -> dict:
+    """The error body of a send its recipient may not get (as Twilio's 21610 says it)."""
+    if reason == FailureReason.SUPPRESSED:
+        return {
+            "code": "recipient_suppressed",
+            "message": f"{new.to_address} is on this account's suppression list (it bounced, reported spam or "
+            "unsubscribed); remove it there to write to it again.",
+            "fields": {"to": ["suppressed"]},
+        }
+    return {
+        "code": "recipient_opted_out",
+        "message": f"Attempt to send to unsubscribed recipient: {new.to_address} opted out of messages from "
+        f"{new.from_address}. It can opt back in by replying START.",
+        "fields": {"to": ["opted out of messages from this sender"]},
+    }
 
 
 class SmsSendApi(APIView):

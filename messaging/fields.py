@@ -1,14 +1,12 @@
 """Serializer fields and checks shared by the send API and the inbound webhooks."""
 
-import functools
-
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from conversations.fields import EmailAddressField, PhoneField, StrictBooleanField, StringField
+from conversations.fields import EmailAddressField, PhoneField, StrictBooleanField, StringField, validated
 
 __all__ = [  # the address and string fields are conversations', re-exported for the send API
     "AttachmentsField",
@@ -55,18 +53,6 @@ class AttachmentsField(serializers.ListField):
         if data is None:
             return True, []
         return super().validate_empty_values(data)
-
-
-@functools.cache
-def _validator(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
-    return serializer_class()
-
-
-def validated(serializer_class: type[serializers.Serializer], data) -> dict:
-    """What `serializer_class(data=data)` validates to, or its ValidationError, from one
-    instance per class: a new serializer deep-copies all its fields, a tenth of a send's
-    CPU. Validation keeps no state on the instance, so one serves every request."""
-    return _validator(serializer_class).run_validation(data)
 
 
 class FromFieldMixin:

@@ -12,6 +12,8 @@ class FailureReason(models.TextChoices):
 
     PERMANENT = "permanent"  #: the provider refused it for good
     EXHAUSTED = "exhausted"  #: every try in the budget failed
+    OPTED_OUT = "opted_out"  #: its recipient opted out of its sender before it left
+    SUPPRESSED = "suppressed"  #: its email address was suppressed before it left
 
 
 class Encoding(models.TextChoices):
@@ -73,6 +75,9 @@ class Message(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     needs_reconcile = models.BooleanField(default=False)
+    # The answer to an SMS keyword (STOP, START, HELP): carriers require it even to a
+    # number that just opted out, so consent checks pass it.
+    keyword_reply = models.BooleanField(default=False)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -9,8 +9,15 @@ from django.utils import timezone
 
 from config import metrics
 from conversations.selectors import account_for_address
+from conversations.services import suppression_add
 from messaging.models import Message
-from messaging.services import ReceivedMessage, message_apply_status, message_for_status, message_receive
+from messaging.services import (
+    ReceivedMessage,
+    message_apply_status,
+    message_for_status,
+    message_keyword_apply,
+    message_receive,
+)
 from providers.base import StatusUpdate
 from webhooks.models import WebhookEvent
 
@@ -45,6 +52,9 @@ def webhook_inbound(*, received: ReceivedMessage, payload: str, signed: bool) ->
     # without its log line; the provider, never answered, sends it again, and that copy
     # is logged as a duplicate of the stored message.
     message, created = message_receive(account=account, received=received)
+    # A keyword (STOP, START, HELP) takes effect before the provider hears back, so a
+    # send right after it sees it; a redelivered copy applies it only if the first did not.
+    message_keyword_apply(message=message, first_time=created)
     outcome = WebhookEvent.Outcome.PROCESSED if created else WebhookEvent.Outcome.DUPLICATE
     _log(received.provider, WebhookEvent.Kind.INBOUND, outcome, payload, signed, now, message=message)
     _count(received.provider, WebhookEvent.Kind.INBOUND, outcome)
@@ -73,6 +83,8 @@ def webhook_status(*, provider: str, updates: list[StatusUpdate], payload: str, 
                 )
                 if message is not None:
                     message_apply_status(message=message, provider=provider, update=update)
+                    if update.suppress:
+                        _suppress(message, provider, update)
         except IntegrityError:
             _count(provider, WebhookEvent.Kind.STATUS, WebhookEvent.Outcome.DUPLICATE)
             result.duplicates += 1
@@ -84,6 +96,23 @@ def webhook_status(*, provider: str, updates: list[StatusUpdate], payload: str, 
         else:
             result.processed += 1
     return result
+
+
+def _suppress(message: Message, provider: str, update: StatusUpdate) -> None:
+    """A hard bounce, spam report or unsubscribe: the account writes to that address no more."""
+    if message.direction != Message.Direction.OUTBOUND or message.type != Message.Type.EMAIL:
+        return
+    detail = {
+        "provider": provider,
+        "event": update.provider_status,
+        "event_id": update.event_id,
+        "code": update.error_code,
+    }
+    _, created = suppression_add(
+        account=message.account, address=message.to_address, reason=update.suppress, detail=detail
+    )
+    if created:
+        logger.info("%s: address suppressed (%s) after message %s", provider, update.suppress, message.pk)
 
 
 def _count(provider: str, kind: str, outcome: str) -> None:

@@ -8,6 +8,13 @@ from conversations.services.accounts import (
     api_key_revoke,
     sender_add,
 )
+from conversations.services.consent import (
+    optout_add,
+    optout_delete,
+    optout_remove,
+    suppression_add,
+    suppression_delete,
+)
 from conversations.services.contacts import (
     AddressIsSender,
     AddressTaken,
@@ -45,5 +52,10 @@ __all__ = [
     "conversation_add_message",
     "conversation_link_contact",
     "conversations_add_messages",
+    "optout_add",
+    "optout_delete",
+    "optout_remove",
     "sender_add",
+    "suppression_add",
+    "suppression_delete",
 ]

@@ -1,6 +1,7 @@
 """Every state change of messages. Views and tasks call these; nothing else writes."""
 
 from messaging.services.batch import BatchSent, messages_send_batch
+from messaging.services.consent import message_keyword_apply
 from messaging.services.dispatch import message_dispatch, messages_dispatch
 from messaging.services.idempotency import (
     Claim,
@@ -15,12 +16,13 @@ from messaging.services.idempotency import (
 from messaging.services.outbox import outbox_relay, outbox_run
 from messaging.services.receiving import ReceivedMessage, message_receive
 from messaging.services.recovery import SweepResult, message_replay, messages_sweep
-from messaging.services.sending import NewMessage, SenderNotOwned, message_send
+from messaging.services.sending import ConsentRefused, NewMessage, SenderNotOwned, message_send
 from messaging.services.status import message_apply_status, message_for_status
 
 __all__ = [
     "BatchSent",
     "Claim",
+    "ConsentRefused",
     "IdempotencyKeyInUse",
     "IdempotencyKeyMismatch",
     "NewMessage",
@@ -35,6 +37,7 @@ __all__ = [
     "message_apply_status",
     "message_dispatch",
     "message_for_status",
+    "message_keyword_apply",
     "message_receive",
     "message_replay",
     "message_send",

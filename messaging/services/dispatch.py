@@ -27,6 +27,7 @@ from django.utils import timezone
 from config import metrics
 from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEvent
 from messaging.services.events import event_new
+from messaging.services.storing import messages_consent_refusals
 from messaging.services.transitions import Claim, Policy, Transition, decide
 from providers.base import OutboundMessage, Outcome, Provider, ProviderError, SendResult
 from providers.breaker import BreakerState, CircuitBreaker
@@ -52,7 +53,9 @@ def messages_dispatch(*, message_ids: list[int], message_type: str) -> dict[int,
     claims = _claim(message_ids, message_type, now)
     if not claims:
         return {}
-    tried, crashed = _try_all(claims)
+    tried, crashed = _try_all([c for c in claims if not c.refused])
+    # Refused ones (the recipient opted out since they were queued) never reach a provider.
+    tried += [Tried(c, _NOT_TRIED) for c in claims if c.refused]
     outcomes = _record(tried, now=timezone.now()) if tried else {}
     if crashed:
         # A bug of ours, not a provider's answer: the others are recorded; these stay
@@ -114,10 +117,11 @@ def _claim_for(ids: list[int], provider: str, now: datetime) -> list[Claim]:
         messages = list(Message.objects.raw(sql, params))
     for (direction, channel), count in Counter((m.direction, m.type) for m in messages).items():
         metrics.message_status(direction=direction, channel=channel, status=Message.Status.SENDING, count=count)
-    return [_claim_of(message, now) for message in messages]
+    refusals = messages_consent_refusals(messages)
+    return [_claim_of(message, now, refused=refusals.get(message.pk, "")) for message in messages]
 
 
-def _claim_of(message: Message, now: datetime) -> Claim:
+def _claim_of(message: Message, now: datetime, *, refused: str = "") -> Claim:
     return Claim(
         message_id=message.pk,
         type=message.type,
@@ -128,6 +132,7 @@ def _claim_of(message: Message, now: datetime) -> Claim:
         reconcile_pending=message.needs_reconcile,
         outbound=outbound_for(message),
         created_at=message.created_at,
+        refused=refused,
     )
 
 
@@ -199,6 +204,9 @@ def _unclaim(claims: list[Claim], now: datetime) -> None:
 
 
 # --- Try ------------------------------------------------------------------------------
+
+
+_NOT_TRIED = SendResult(Outcome.PERMANENT, error="not sent: refused before the provider call")
 
 
 class Tried:
@@ -447,6 +455,7 @@ def _record(tried: list[Tried], *, now: datetime) -> dict[int, str]:
                 created_at=t.claim.claimed_at,
             )
             for t, transition in decided
+            if not t.claim.refused  # no provider was called
         )
         MessageEvent.objects.bulk_create(_events(decided, ours, now))
     outcomes = {t.claim.message_id: (tr.outcome if t.claim.message_id in ours else "late") for t, tr in decided}
@@ -533,7 +542,8 @@ def _count(decided: list[tuple[Tried, Transition]], outcomes: dict[int, str]) ->
     status_of = {"sent": Message.Status.SENT, "failed": Message.Status.FAILED, "retry": Message.Status.QUEUED}
     for t, transition in decided:
         claim = t.claim
-        attempts[(claim.type, claim.provider, transition.attempt_outcome)] += 1
+        if not claim.refused:
+            attempts[(claim.type, claim.provider, transition.attempt_outcome)] += 1
         outcome = outcomes[claim.message_id]
         if outcome == "late":
             continue

@@ -11,7 +11,7 @@ from django.utils import timezone
 from config import metrics
 from conversations.models import Account
 from conversations.selectors import account_owns_address
-from messaging.models import Message
+from messaging.models import FailureReason, Message
 from messaging.segments import message_segmentation
 from messaging.services.storing import message_store
 
@@ -20,6 +20,15 @@ logger = logging.getLogger(__name__)
 
 class SenderNotOwned(Exception):
     """The account does not own the address it tries to send from."""
+
+
+class ConsentRefused(Exception):
+    """The recipient may not be written to: it opted out of this sender (`opted_out`),
+    or its email address is suppressed (`suppressed`)."""
+
+    def __init__(self, reason: str, new: "NewMessage"):
+        super().__init__(f"{new.to_address}: {reason}")
+        self.reason, self.new = reason, new
 
 
 @dataclass(frozen=True)
@@ -59,16 +68,22 @@ def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_
     )
 
 
-def message_send(*, account: Account, new: NewMessage) -> Message:
+def message_send(*, account: Account, new: NewMessage, keyword_reply: bool = False) -> Message:
     """Store `new` as `queued` in its conversation; the outbox relay dispatches it.
 
     Once this returns the message is durable and will be sent even if the broker is
-    down right now: the relay publishes it once the broker is back.
+    down right now: the relay publishes it once the broker is back. A recipient that
+    opted out of the sender, or a suppressed email address, raises ConsentRefused and
+    nothing is stored; `keyword_reply` (the answer to STOP, START or HELP, which
+    carriers require even to a number that just opted out) is exempt.
     """
     if not account_owns_address(account=account, address=new.from_address):
         raise SenderNotOwned(new.from_address)
     message = message_outbound_new(account=account, new=new, at=timezone.now())
-    message_store(message=message, contact_address=new.to_address, notify=True)
+    message.keyword_reply = keyword_reply
+    if not message_store(message=message, contact_address=new.to_address, notify=True, check_consent=not keyword_reply):
+        email = new.type == Message.Type.EMAIL
+        raise ConsentRefused(FailureReason.SUPPRESSED if email else FailureReason.OPTED_OUT, new)
     metrics.message_status(direction=message.direction, channel=message.type, status=message.status)
     metrics.message_segments(
         account_id=account.pk, direction=message.direction, channel=message.type, count=message.segments

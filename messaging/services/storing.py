@@ -17,25 +17,28 @@ import psycopg
 from django.db import IntegrityError, connection, transaction
 
 from conversations.addresses import AddressKind, address_kind, participant_pair
-from conversations.models import Contact, ContactAddress, Conversation
+from conversations.models import Contact, ContactAddress, Conversation, OptOut, Suppression
+from conversations.selectors import optouts_among, suppressed_among
 from conversations.services import ThreadedMessage, conversation_add_message, conversation_link_contact
-from messaging.models import Message, MessageEvent
+from messaging.models import FailureReason, Message, MessageEvent
 from messaging.services.events import event_new
 from messaging.services.outbox import NOTIFY_CHANNEL, outbox_notify
 
 
-def message_store(*, message: Message, contact_address: str, notify: bool) -> bool:
+def message_store(*, message: Message, contact_address: str, notify: bool, check_consent: bool = False) -> bool:
     """Insert the unsaved `message` with its first status event, counted in its
     conversation (made if new, with its contact), atomically; `notify` wakes the outbox
     relays when it commits. Sets `message.pk` and `conversation_id`.
 
-    An inbound message (one with a provider id) that is already stored is not stored
-    again: the answer is False and nothing is written. Two copies racing each other can
-    also end in IntegrityError for the second; the caller treats both alike.
+    False, with nothing written, for an inbound message (one with a provider id) that is
+    already stored, and, with `check_consent`, for an outbound one its recipient may not
+    get: a number opted out of its sender, an email address the account suppressed.
+    Two inbound copies racing each other can also end in IntegrityError for the second;
+    the caller treats both alike.
     """
     if connection.vendor == "postgresql":
-        return _store_in_one_statement(message, contact_address, notify)
-    return _store_portable(message, contact_address, notify)
+        return _store_in_one_statement(message, contact_address, notify, check_consent)
+    return _store_portable(message, contact_address, notify, check_consent)
 
 
 def _threaded(message: Message, contact_address: str) -> ThreadedMessage:
@@ -51,8 +54,10 @@ def _threaded(message: Message, contact_address: str) -> ThreadedMessage:
     )
 
 
-def _store_portable(message: Message, contact_address: str, notify: bool) -> bool:
+def _store_portable(message: Message, contact_address: str, notify: bool, check_consent: bool) -> bool:
     with transaction.atomic():
+        if check_consent and message_consent_refusal(message) is not None:
+            return False
         message.conversation_id = conversation_add_message(message=_threaded(message, contact_address))
         message.save(force_insert=True)
         event_new(message.pk, MessageEvent.Kind.STATUS, message.status, at=message.created_at).save(force_insert=True)
@@ -72,13 +77,21 @@ def _store_portable(message: Message, contact_address: str, notify: bool) -> boo
 # reads the row's new contact; read unlocked, the conversation could point at a contact
 # deleted meanwhile, and the send would fail on the foreign key. Ids come from the sequence only for rows
 # really inserted, so the first conversations are 1, 2, ... as the assignment expects.
-# `fresh` is the dedupe guard of inbound messages: a provider id already stored makes
-# every part a no-op and the statement returns no row.
+# `fresh` is the guard: an inbound message whose provider id is already stored, or an
+# outbound one to a number opted out of its sender (or a suppressed email address),
+# makes every part a no-op, and the statement returns no row. Each check is one probe
+# of a unique index, so consent costs a send no round trip of its own.
 _STATEMENT = """
 WITH fresh AS (
     SELECT NOT EXISTS (
         SELECT 1 FROM {message} WHERE %(provider_id)s::text IS NOT NULL
         AND provider_message_id = %(provider_id)s AND provider = %(provider)s
+    ) AND NOT EXISTS (
+        SELECT 1 FROM {optout} WHERE %(check_optout)s
+        AND account_id = %(account)s AND sender = %(m_from_address)s AND address = %(m_to_address)s
+    ) AND NOT EXISTS (
+        SELECT 1 FROM {suppression} WHERE %(check_suppression)s
+        AND account_id = %(account)s AND address = %(m_to_address)s
     ) AS ok
 ), bumped AS (
     UPDATE {conversation} SET
@@ -142,6 +155,8 @@ def _statement() -> str:
         conversation=quote(Conversation._meta.db_table),
         contact=quote(Contact._meta.db_table),
         address=quote(ContactAddress._meta.db_table),
+        optout=quote(OptOut._meta.db_table),
+        suppression=quote(Suppression._meta.db_table),
         columns=", ".join(quote(f.column) for f in [Message._meta.get_field("conversation"), *fields]),
         # Typed, so that a NULL or a string parameter is taken as its column's type.
         values=", ".join(["thread.id", *(f"%(m_{f.attname})s::{f.db_type(connection)}" for f in fields)]),
@@ -153,8 +168,9 @@ def _statement() -> str:
 _DETAIL = MessageEvent._meta.get_field("detail")
 
 
-def _params(message: Message, contact_address: str, notify: bool) -> dict:
+def _params(message: Message, contact_address: str, notify: bool, check_consent: bool) -> dict:
     a, b = participant_pair(message.from_address, message.to_address)
+    email = message.type == Message.Type.EMAIL
     channel = Conversation.Channel.PHONE if address_kind(a) is AddressKind.PHONE else Conversation.Channel.EMAIL
     params = {
         "provider_id": message.provider_message_id,
@@ -172,14 +188,16 @@ def _params(message: Message, contact_address: str, notify: bool) -> dict:
         "event_status": message.status,
         "event_detail": _DETAIL.get_db_prep_save({}, connection),
         "notify": notify,
+        "check_optout": check_consent and not email,
+        "check_suppression": check_consent and email,
     }
     for f in _message_fields():
         params[f"m_{f.attname}"] = f.get_db_prep_save(f.pre_save(message, True), connection)
     return params
 
 
-def _store_in_one_statement(message: Message, contact_address: str, notify: bool) -> bool:
-    params = _params(message, contact_address, notify)
+def _store_in_one_statement(message: Message, contact_address: str, notify: bool, check_consent: bool) -> bool:
+    params = _params(message, contact_address, notify, check_consent)
     connection.ensure_connection()
     # Server-side binding, so psycopg prepares the statement after a few uses on each
     # connection: PostgreSQL then plans it once instead of at every send. (Django's own
@@ -219,3 +237,25 @@ def message_store_once(*, message: Message, contact_address: str) -> bool:
         if Message.objects.filter(provider=message.provider, provider_message_id=message.provider_message_id).exists():
             return False
         raise
+
+
+def message_consent_refusal(message: Message) -> str | None:
+    """Why the outbound `message`'s recipient may not get it now (a FailureReason:
+    opted_out, suppressed), or None."""
+    return messages_consent_refusals([message]).get(message.pk or 0)
+
+
+def messages_consent_refusals(messages: list[Message]) -> dict[int, str]:
+    """For outbound messages, {id: why its recipient may not get it} (ids of unsaved
+    messages count as 0), in at most two queries. Keyword replies are exempt."""
+    messages = [m for m in messages if not m.keyword_reply]
+    phones = {(m.account_id, m.from_address, m.to_address) for m in messages if m.type != Message.Type.EMAIL}
+    emails = {(m.account_id, m.to_address) for m in messages if m.type == Message.Type.EMAIL}
+    opted_out, suppressed = optouts_among(triples=phones), suppressed_among(pairs=emails)
+    refusals = {}
+    for m in messages:
+        if m.type == Message.Type.EMAIL and (m.account_id, m.to_address) in suppressed:
+            refusals[m.pk or 0] = FailureReason.SUPPRESSED
+        elif m.type != Message.Type.EMAIL and (m.account_id, m.from_address, m.to_address) in opted_out:
+            refusals[m.pk or 0] = FailureReason.OPTED_OUT
+    return refusals

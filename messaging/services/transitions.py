@@ -26,6 +26,7 @@ class Claim:
     reconcile_pending: bool  #: an earlier try may have reached the provider
     outbound: OutboundMessage
     created_at: datetime
+    refused: str = ""  #: a FailureReason that keeps it from the provider (its recipient opted out)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def decide(
     next try must look again before sending.
     """
     base = {"lease_expires_at": None, "updated_at": now}
+    if claim.refused:
+        return _refused(claim, base, now)
     attempt_outcome = DeliveryAttempt.Outcome.RECONCILED if reconciled else result.outcome.value
     if result.outcome is Outcome.SUCCESS:
         return Transition(
@@ -130,4 +133,28 @@ def decide(
         ),
         attempt_outcome=attempt_outcome,
         delay=delay,
+    )
+
+
+def _refused(claim: Claim, base: dict, now: datetime) -> Transition:
+    """A message its recipient may no longer get (it opted out, or its address was
+    suppressed, after the message was queued): failed without a provider call."""
+    error = {
+        FailureReason.OPTED_OUT: "the recipient opted out of this sender before the message left",
+        FailureReason.SUPPRESSED: "the recipient's address was suppressed before the message left",
+    }[claim.refused]
+    return Transition(
+        outcome="failed",
+        updates=base
+        | {
+            "status": Message.Status.FAILED,
+            "failed_at": now,
+            "failure_reason": claim.refused,
+            "needs_reconcile": False,
+            "error_code": claim.refused,
+            "last_error": error,
+        },
+        event=(MessageEvent.Kind.STATUS, Message.Status.FAILED, {"reason": claim.refused, "error": error}),
+        attempt_outcome="",
+        failure_reason=claim.refused,
     )
