@@ -70,6 +70,12 @@ SEGMENTS = Counter(
     "direction and channel",
     ["account", "direction", "channel"],
 )
+CALLS = Counter(
+    "voice_calls",
+    "Outbound calls that ended, by provider instance, the provider's final call status (completed, busy, "
+    "no-answer, failed, canceled) and who answered (human, machine, fax, unknown, none)",
+    ["provider", "outcome", "answered_by"],
+)
 OUTBOX_PUBLISHED = Counter("outbox_published", "Queued messages the outbox relay published in dispatch batches")
 
 KEYWORDS = Counter(

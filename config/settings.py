@@ -330,13 +330,17 @@ def _default_providers() -> dict:
         "api_key": SENDGRID_API_KEY,
         "public_keys": SENDGRID_WEBHOOK_PUBLIC_KEYS,
     }
+    # Calls go through Twilio's Voice API with the same account: an adapter of its own.
+    voice = twilio | {"adapter": "providers.twilio_voice.TwilioVoiceProvider", "types": ["voice"]}
     if not PROVIDER_SANDBOX:
-        return {"twilio": twilio, "sendgrid": sendgrid}
+        return {"twilio": twilio, "sendgrid": sendgrid, "twilio-voice": voice}
     return {
         "twilio": twilio | {"base_url": f"{SANDBOX_BASE_URL}/twilio"},
         "twilio-backup": twilio | {"base_url": f"{SANDBOX_BASE_URL}/twilio-backup"},
         "sendgrid": sendgrid | {"base_url": f"{SANDBOX_BASE_URL}/sendgrid"},
         "sendgrid-backup": sendgrid | {"base_url": f"{SANDBOX_BASE_URL}/sendgrid-backup"},
+        "twilio-voice": voice | {"base_url": f"{SANDBOX_BASE_URL}/twilio-voice"},
+        "twilio-voice-backup": voice | {"base_url": f"{SANDBOX_BASE_URL}/twilio-voice-backup"},
     }
 
 
@@ -344,6 +348,16 @@ PROVIDERS = env.json("PROVIDERS", default=None) or _default_providers()
 BREAKER_FAILURE_THRESHOLD = env.int("BREAKER_FAILURE_THRESHOLD", default=5)
 BREAKER_WINDOW_SECONDS = env.int("BREAKER_WINDOW_SECONDS", default=60)
 BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=30.0)
+
+# --- Voice (docs/voice.md) -------------------------------------------------------------
+# What callers to an account's numbers hear before the beep, unless the account has its
+# own greeting; how long a voicemail may be.
+VOICEMAIL_GREETING = env(
+    "VOICEMAIL_GREETING", default="Sorry, we cannot take your call. Please leave a message after the tone."
+)
+VOICEMAIL_MAX_SECONDS = env.int("VOICEMAIL_MAX_SECONDS", default=120)
+# Copy each voicemail's recording from the provider into the `recordings` storage (below).
+VOICE_RECORDINGS_COPY = env.bool("VOICE_RECORDINGS_COPY", default=False)
 
 # Shared secrets for the assignment-format webhooks (HMAC-SHA256; several, to rotate).
 WEBHOOK_SECRETS = env.list("WEBHOOK_SECRETS", default=[])
@@ -407,7 +421,28 @@ STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Voicemail recordings (VOICE_RECORDINGS_COPY): files under VAR_DIR, or any
+    # S3-compatible store through django-storages when RECORDINGS_S3_BUCKET is set (its
+    # credentials from the usual AWS_* variables). Never served as public files: staff
+    # listen through the admin, which streams them.
+    "recordings": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "recordings")},
+    },
 }
+if RECORDINGS_S3_BUCKET := env("RECORDINGS_S3_BUCKET", default=""):
+    STORAGES["recordings"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": RECORDINGS_S3_BUCKET,
+            "endpoint_url": env("RECORDINGS_S3_ENDPOINT_URL", default=None),
+            "region_name": env("RECORDINGS_S3_REGION", default=None),
+            "location": env("RECORDINGS_S3_PREFIX", default="recordings"),
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False

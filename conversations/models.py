@@ -17,6 +17,9 @@ class Account(models.Model):
     optout_reply = models.CharField(max_length=320, blank=True, help_text="The answer to STOP and its synonyms.")
     optin_reply = models.CharField(max_length=320, blank=True, help_text="The answer to START, YES and UNSTOP.")
     help_reply = models.CharField(max_length=320, blank=True, help_text="The answer to HELP and INFO.")
+    voicemail_greeting = models.TextField(
+        blank=True, max_length=1000, help_text="What callers to its numbers hear before the beep (empty: the default)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

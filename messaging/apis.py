@@ -25,6 +25,7 @@ from messaging.serializers import (
     MessageDetailSerializer,
     MessageSerializer,
     SmsSendSerializer,
+    VoiceSendSerializer,
 )
 from messaging.services import (
     ConsentRefused,
@@ -146,6 +147,23 @@ class EmailSendApi(APIView):
     @idempotent
     def post(self, request):
         return _send(request, EmailSendSerializer)
+
+
+class VoiceSendApi(APIView):
+    @extend_schema(
+        summary="Place a call, or drop a voicemail (docs/voice.md)",
+        description=(
+            "A message of type `voice` in the phone conversation with the contact: stored, queued and "
+            "dispatched as any message (202), its call's progress moving it to `sent`, then `delivered` "
+            "(the call connected) or `undelivered` (busy, no answer, failed; or a drop that hung up on a person)."
+        ),
+        request=VoiceSendSerializer,
+        parameters=[IDEMPOTENCY_KEY_HEADER],
+        responses={202: MessageSerializer, **CREATE_ERROR_RESPONSES},
+    )
+    @idempotent
+    def post(self, request):
+        return _send(request, VoiceSendSerializer)
 
 
 class BatchSendApi(APIView):

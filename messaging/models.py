@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from conversations.models import Account, Conversation
 from messaging.segments import GSM7, UCS2
+from providers.base import AnsweredBy
 
 
 class FailureReason(models.TextChoices):
@@ -24,8 +25,9 @@ class Encoding(models.TextChoices):
 
 
 class Message(models.Model):
-    """One SMS, MMS or email, in either direction. The row is also the outbox: the relay
-    publishes a `queued` message whose `enqueued_at` is empty (services/outbox.py)."""
+    """One SMS, MMS, email or voice call (inbound: a voicemail), in either direction. The
+    row is also the outbox: the relay publishes a `queued` message whose `enqueued_at` is
+    empty (services/outbox.py)."""
 
     class Direction(models.TextChoices):
         OUTBOUND = "outbound"
@@ -35,6 +37,7 @@ class Message(models.Model):
         SMS = "sms", "SMS"
         MMS = "mms", "MMS"
         EMAIL = "email", "Email"
+        VOICE = "voice", "Voice"
 
     class Status(models.TextChoices):
         QUEUED = "queued"  #: stored, waiting for a worker (also between retries)
@@ -83,6 +86,12 @@ class Message(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    # Voice only (docs/voice.md): how an outbound call speaks (mode, voice, language,
+    # human) or, inbound, what became of the voicemail's recording; the call's or the
+    # recording's length; who answered an outbound call.
+    call = models.JSONField(default=dict, blank=True)
+    duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds: the call's, or the voicemail's.")
+    answered_by = models.CharField(max_length=8, blank=True, choices=[(v.value, v.value) for v in AnsweredBy])
 
     class Meta:
         constraints = [

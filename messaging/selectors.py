@@ -24,6 +24,16 @@ def message_rows_for_contact(*, account: Account, contact_id: int, fields: tuple
     )
 
 
+def message_for_call(*, reference: str) -> Message | None:
+    """The outbound voice message a provider's call is about, by the reference (our id)
+    we gave it."""
+    if not (reference.isdigit() and len(reference) < 19):
+        return None
+    return Message.objects.filter(
+        pk=int(reference), type=Message.Type.VOICE, direction=Message.Direction.OUTBOUND
+    ).first()
+
+
 def message_get(*, account: Account, message_id: int) -> Message | None:
     return (
         Message.objects.filter(account=account, pk=message_id)

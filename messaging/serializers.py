@@ -1,11 +1,13 @@
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from messaging.fields import (
     AttachmentsField,
+    AttachmentUrlField,
     EmailAddressField,
     FromFieldMixin,
     PhoneField,
@@ -17,8 +19,12 @@ from messaging.fields import (
 from messaging.models import DeliveryAttempt, Encoding, Message, MessageEvent
 from messaging.segments import message_segmentation, smart_encode
 from messaging.services import NewMessage
+from providers.base import AnsweredBy, CallMode, HumanAnswer
 
 EMAIL_MAX_BODY = 100_000
+#: Twilio's limit on the text of one <Say>
+SAY_MAX = 4096
+HUMAN_SAY_MAX = 1000
 
 
 SMART_ENCODING_HELP = (
@@ -80,6 +86,83 @@ class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
             attachments=data["attachments"],
             timestamp=data.get("timestamp"),
             subject=data["subject"],
+        )
+
+
+class VoiceSendSerializer(FromFieldMixin, serializers.Serializer):
+    from_ = PhoneField(help_text="One of the account's phone numbers, E.164: the number the call comes from.")
+    to = PhoneField(help_text="Who is called, E.164.")
+    mode = serializers.ChoiceField(
+        choices=[m.value for m in CallMode],
+        default=CallMode.CALL.value,
+        help_text=(
+            "`call`: say or play it to whoever answers. `voicemail_drop`: wait for the answering machine's "
+            "beep and leave it there; `human` says what to do if a person answers."
+        ),
+    )
+    say = StringField(max_length=SAY_MAX, required=False, help_text="Text to speak. Give `say` or `play`.")
+    play = AttachmentUrlField(required=False, help_text="An http(s) URL of audio (MP3 or WAV) to play instead.")
+    voice = StringField(
+        max_length=64,
+        required=False,
+        default="",
+        validators=[RegexValidator(r"^[A-Za-z0-9._-]+$", "letters, digits, dots, dashes, underscores")],
+        help_text="The text-to-speech voice for `say` (e.g. `alice`, `Polly.Joanna`); the provider's default if empty.",
+    )
+    language = StringField(
+        max_length=16,
+        required=False,
+        default="",
+        validators=[RegexValidator(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$", "a language tag such as en-US")],
+        help_text="The language of `say` (e.g. `en-US`).",
+    )
+    human = serializers.ChoiceField(
+        choices=[h.value for h in HumanAnswer],
+        required=False,
+        help_text=(
+            "voicemail_drop only: if a person answers, `same` (default) says or plays the same message, "
+            "`message` says `human_say`, `hangup` hangs up (the message ends `undelivered`)."
+        ),
+    )
+    human_say = StringField(
+        max_length=HUMAN_SAY_MAX, required=False, default="", help_text="What `human: message` says to a person."
+    )
+    timestamp = serializers.DateTimeField(required=False, allow_null=True, help_text="ISO-8601; naive times are UTC.")
+
+    def validate(self, data):
+        errors = {}
+        if ("say" in data) == ("play" in data):
+            errors["say"] = ["give say (text to speak) or play (an audio URL), one of them"]
+        if "play" in data and (data["voice"] or data["language"]):
+            errors["voice" if data["voice"] else "language"] = ["applies to say only"]
+        drop = data["mode"] == CallMode.VOICEMAIL_DROP
+        if "human" in data and not drop:
+            errors["human"] = ["applies to mode voicemail_drop only"]
+        human = data.get("human", HumanAnswer.SAME.value if drop else "")
+        if human == HumanAnswer.MESSAGE and not data["human_say"].strip():
+            errors["human_say"] = ["human: message needs the text to say"]
+        if data["human_say"] and human != HumanAnswer.MESSAGE:
+            errors["human_say"] = ["applies to human: message only"]
+        if data["from"] == data["to"]:
+            errors["to"] = ["must differ from from"]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data | {"human": human}
+
+    @staticmethod
+    def new_message(data: dict) -> NewMessage:
+        """The message `data` (as validated) describes: `say` is its body, `play` its attachment."""
+        call = {"mode": data["mode"], "voice": data["voice"], "language": data["language"]}
+        if data["mode"] == CallMode.VOICEMAIL_DROP:
+            call |= {"human": data["human"], "human_say": data["human_say"]}
+        return NewMessage(
+            type="voice",
+            from_address=data["from"],
+            to_address=data["to"],
+            body=data.get("say", ""),
+            attachments=[data["play"]] if "play" in data else [],
+            timestamp=data.get("timestamp"),
+            call=call,
         )
 
 
@@ -148,6 +231,43 @@ class BatchResponseSerializer(serializers.Serializer):
     results = BatchResultSerializer(many=True)
 
 
+class CallSerializer(serializers.Serializer):
+    """A voice message's call (null for other types)."""
+
+    mode = serializers.ChoiceField(
+        choices=[*(m.value for m in CallMode), "voicemail"], help_text="call or voicemail_drop; inbound: voicemail"
+    )
+    voice = serializers.CharField(allow_blank=True)
+    language = serializers.CharField(allow_blank=True)
+    human = serializers.ChoiceField(
+        choices=[*(h.value for h in HumanAnswer), ""], help_text="A drop's behaviour when a person answers."
+    )
+    human_say = serializers.CharField(allow_blank=True)
+    duration = serializers.IntegerField(
+        allow_null=True, help_text="Seconds: the call's once it ended, or the voicemail's."
+    )
+    answered_by = serializers.ChoiceField(
+        choices=[*(a.value for a in AnsweredBy), ""], help_text="Who answered an outbound call, when detected."
+    )
+    recording_stored = serializers.BooleanField(help_text="A voicemail's recording was copied into our storage.")
+
+
+def call_representation(message) -> dict | None:
+    if message.type != "voice":
+        return None
+    options = message.call or {}
+    return {
+        "mode": options.get("mode", CallMode.CALL.value),
+        "voice": options.get("voice", ""),
+        "language": options.get("language", ""),
+        "human": options.get("human", ""),
+        "human_say": options.get("human_say", ""),
+        "duration": message.duration,
+        "answered_by": message.answered_by,
+        "recording_stored": bool(options.get("recording_file")),
+    }
+
+
 @extend_schema_serializer(component_name="DeliveryError")
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
@@ -161,6 +281,7 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
     encoding = serializers.SerializerMethodField()
     segments = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
+    call = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -182,6 +303,7 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
             "provider_message_id",
             "attempts",
             "error",
+            "call",
             "created_at",
             "updated_at",
             "sent_at",
@@ -209,6 +331,10 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
     )
     def get_segments(self, message: Message) -> int | None:
         return _segmentation(message)[1]
+
+    @extend_schema_field(CallSerializer(allow_null=True))
+    def get_call(self, message: Message) -> dict | None:
+        return call_representation(message)
 
     @extend_schema_field(ErrorSerializer(allow_null=True))
     def get_error(self, message: Message) -> dict | None:
@@ -240,6 +366,7 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
             "provider_message_id": message.provider_message_id,
             "attempts": message.attempts,
             "error": self.get_error(message),
+            "call": call_representation(message),
             "created_at": _datetime(message.created_at),
             "updated_at": _datetime(message.updated_at),
             "sent_at": _datetime(message.sent_at),
@@ -269,6 +396,9 @@ MESSAGE_FIELDS = (
     "error_code",
     "last_error",
     "failure_reason",
+    "call",
+    "duration",
+    "answered_by",
     "created_at",
     "updated_at",
     "sent_at",

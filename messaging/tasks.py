@@ -3,12 +3,16 @@ service in the database and published by the outbox relay (services/outbox.py), 
 Celery's retry."""
 
 import dataclasses
+import logging
 from collections import Counter
 
 import structlog
 from celery import shared_task
 
 from messaging import services
+from providers.base import TransientError
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="messaging.tasks.messages_dispatch")
@@ -28,6 +32,25 @@ def message_dispatch(message_id: int) -> str:
 @shared_task(name="messaging.tasks.messages_sweep")
 def messages_sweep() -> dict:
     return dataclasses.asdict(services.messages_sweep())
+
+
+@shared_task(
+    name="messaging.tasks.voicemail_recording_copy",
+    bind=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=5,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def voicemail_recording_copy(self, message_id: int) -> str:
+    """Copy a voicemail's recording into our storage; a provider that cannot hand it over
+    now is asked again a few times (then `manage.py copy_recordings` catches up)."""
+    structlog.contextvars.bind_contextvars(message_id=message_id)
+    try:
+        return services.voicemail_recording_copy(message_id=message_id)
+    except services.RecordingNotCopied as exc:
+        logger.warning("voicemail %s: recording not copied: %s", message_id, exc)
+        return ""
 
 
 @shared_task(name="messaging.tasks.idempotency_keys_prune")

@@ -5,6 +5,7 @@ from messaging import apis
 urlpatterns = [
     path("messages/sms", apis.SmsSendApi.as_view(), name="message-send-sms"),
     path("messages/email", apis.EmailSendApi.as_view(), name="message-send-email"),
+    path("messages/voice", apis.VoiceSendApi.as_view(), name="message-send-voice"),
     path("messages/batch", apis.BatchSendApi.as_view(), name="message-send-batch"),
     path("messages/<id:message_id>", apis.MessageDetailApi.as_view(), name="message-detail"),
     path("messages/<id:message_id>/retry", apis.MessageRetryApi.as_view(), name="message-retry"),

@@ -27,15 +27,55 @@ class Verdict(StrEnum):
     STALE = "stale"  #: signed correctly, at a time outside the allowed window (a replay)
 
 
+class CallMode(StrEnum):
+    """How an outbound voice message is delivered."""
+
+    CALL = "call"  #: say or play it to whoever answers
+    VOICEMAIL_DROP = "voicemail_drop"  #: leave it after the answering machine's beep
+
+
+class HumanAnswer(StrEnum):
+    """What a voicemail drop does when a person, not a machine, answers."""
+
+    SAME = "same"  #: say or play the same message to them
+    MESSAGE = "message"  #: say `human_say` instead (a short different message)
+    HANGUP = "hangup"  #: hang up without a word
+
+
+class AnsweredBy(StrEnum):
+    """Who picked up an outbound call, in our words (providers' answering-machine
+    detection has finer values: each adapter maps them)."""
+
+    HUMAN = "human"
+    MACHINE = "machine"
+    FAX = "fax"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """What an outbound voice message says, and how: `say` (spoken text, in `voice` and
+    `language` when given) or `play` (an audio URL), exactly one of them."""
+
+    mode: CallMode = CallMode.CALL
+    say: str = ""
+    play: str = ""
+    voice: str = ""
+    language: str = ""
+    human: HumanAnswer = HumanAnswer.SAME
+    human_say: str = ""
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     reference: str  #: our message id, carried to the provider where its API allows
-    type: str  #: sms, mms or email
+    type: str  #: sms, mms, email or voice
     from_address: str
     to_address: str
     body: str
     attachments: list[str] = field(default_factory=list)
     subject: str = ""
+    call: CallSpec | None = None  #: a voice message's call (type voice only)
 
 
 @dataclass(frozen=True)
@@ -64,6 +104,8 @@ class StatusUpdate:
     #: report, an unsubscribe: a `Suppression.Reason`), or "" for a receipt that says nothing of it
     suppress: str = ""
     raw: dict = field(default_factory=dict)
+    duration_seconds: int | None = None  #: a call's length, once it ended
+    answered_by: str = ""  #: an AnsweredBy value, when the provider detected who answered
 
 
 @dataclass(frozen=True)
@@ -77,6 +119,39 @@ class InboundMessage:
     subject: str = ""
     timestamp: datetime | None = None
     raw: dict = field(default_factory=dict)
+    duration_seconds: int | None = None  #: a voicemail's length
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """A provider asking what to do with a call to one of our numbers."""
+
+    call_sid: str
+    from_address: str
+    to_address: str
+    recorded: bool = False  #: the caller's voicemail has just been recorded (hang up now)
+
+
+@dataclass(frozen=True)
+class Greeting:
+    """What an account's voicemail says before the beep."""
+
+    text: str
+    max_seconds: int = 120
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A webhook answer in the provider's own format (TwiML for Twilio's voice)."""
+
+    body: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Recording:
+    content: bytes
+    content_type: str
 
 
 @dataclass(frozen=True)
@@ -143,7 +218,11 @@ class Provider(ABC):
 
     @property
     def status_callback_url(self) -> str:
-        return f"{self.callback_base_url}/api/webhooks/providers/{self.name}/status"
+        return self.webhook_url("status")
+
+    def webhook_url(self, kind: str) -> str:
+        """Our webhook of this instance: status, inbound, voice or twiml."""
+        return f"{self.callback_base_url}/api/webhooks/providers/{self.name}/{kind}"
 
     @abstractmethod
     def send(self, message: OutboundMessage) -> SendResult: ...
@@ -164,7 +243,32 @@ class Provider(ABC):
         """The receipts in a verified webhook; PermanentError when it cannot be read."""
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        """Inbound messages in a verified webhook (voicemails, for a voice provider)."""
         raise UnsupportedError(f"{self.name} does not forward inbound messages")
+
+    # Voice: a provider that places calls also asks us, over webhooks, what a call
+    # says (`call_reply`) and what to do with a call to our numbers (`parse_call`,
+    # `answer_call`), and holds the recordings of voicemails (`recording_fetch`).
+
+    def call_reply(self, message: OutboundMessage | None, request: WebhookRequest) -> Reply:
+        """What an answered outbound call says, given who answered (the provider's
+        request carries it): the instructions in the provider's format. `message` None:
+        we know no such call (end it)."""
+        raise UnsupportedError(f"{self.name} does not place calls")
+
+    def parse_call(self, request: WebhookRequest) -> IncomingCall:
+        """The incoming call a verified webhook asks about; PermanentError when unreadable."""
+        raise UnsupportedError(f"{self.name} does not answer calls")
+
+    def answer_call(self, call: IncomingCall, *, greeting: Greeting | None) -> Reply:
+        """Greet the caller and record a voicemail; `greeting` None: nobody takes calls
+        at this number (refuse it). After the recording (`call.recorded`), hang up."""
+        raise UnsupportedError(f"{self.name} does not answer calls")
+
+    def recording_fetch(self, url: str) -> Recording:
+        """The audio of a voicemail this provider recorded. TransientError when it cannot
+        be had now, PermanentError when it never will (not this provider's URL, gone)."""
+        raise UnsupportedError(f"{self.name} holds no recordings")
 
 
 def outcome_for(status: int | None, *, maybe_delivered: bool = False) -> Outcome:

@@ -29,7 +29,7 @@ from providers.base import (
     WebhookRequest,
     outcome_for,
 )
-from providers.http import call, retry_after_seconds
+from providers.http import HttpResult, call, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,40 @@ def _port_variants(url: str) -> list[str]:
     return [without, with_port]
 
 
+def twilio_verify(options: dict, request: WebhookRequest) -> Verdict:
+    """A Twilio webhook's signature, under the auth token or a previous one (rotation)."""
+    signature = request.header("X-Twilio-Signature")
+    if not signature:
+        return Verdict.MISSING
+    tokens = [options["auth_token"], *options.get("previous_auth_tokens", [])]
+    valid = any(
+        hmac.compare_digest(twilio_signature(token, url, request.form), signature)
+        for token in tokens
+        for url in _port_variants(request.url)
+    )
+    return Verdict.VALID if valid else Verdict.INVALID
+
+
+def created_result(result: HttpResult) -> SendResult:
+    """What Twilio's answer to a create (a message or a call) says: a 2xx with the new
+    resource's `sid`, or the error body `{"code", "message"}`."""
+    outcome = outcome_for(result.status, maybe_delivered=result.maybe_delivered)
+    payload = result.json() if result.status is not None else None
+    payload = payload if isinstance(payload, dict) else {}
+    if outcome is Outcome.SUCCESS and not payload.get("sid"):
+        outcome = Outcome.AMBIGUOUS  # accepted, but we cannot tell which resource it is
+    failed = outcome is not Outcome.SUCCESS
+    return SendResult(
+        outcome=outcome,
+        provider_message_id="" if failed else payload.get("sid", ""),
+        http_status=result.status,
+        error_code=str(payload.get("code") or "") if failed else "",
+        error=(payload.get("message") or result.error or f"HTTP {result.status}") if failed else "",
+        retry_after=retry_after_seconds(result.headers),
+        latency_ms=result.latency_ms,
+    )
+
+
 class TwilioProvider(Provider):
     format = "twilio"
 
@@ -80,22 +114,7 @@ class TwilioProvider(Provider):
         form += [("MediaUrl", url) for url in message.attachments]
         form.append(("StatusCallback", f"{self.status_callback_url}?{urlencode({'ref': message.reference})}"))
         result = call("POST", self._messages_url, timeout=self.timeout, data=form, auth=self._auth)
-        outcome = outcome_for(result.status, maybe_delivered=result.maybe_delivered)
-        payload = result.json() if result.status is not None else None
-        payload = payload if isinstance(payload, dict) else {}
-        if outcome is Outcome.SUCCESS and not payload.get("sid"):
-            outcome = Outcome.AMBIGUOUS  # accepted, but we cannot tell which message it is
-        return SendResult(
-            outcome=outcome,
-            provider_message_id=payload.get("sid", "") if outcome is Outcome.SUCCESS else "",
-            http_status=result.status,
-            error_code=str(payload.get("code") or "") if outcome is not Outcome.SUCCESS else "",
-            error=(payload.get("message") or result.error or f"HTTP {result.status}")
-            if outcome is not Outcome.SUCCESS
-            else "",
-            retry_after=retry_after_seconds(result.headers),
-            latency_ms=result.latency_ms,
-        )
+        return created_result(result)
 
     def lookup(self, message: OutboundMessage, *, since: datetime) -> list[str]:
         # Twilio has no client reference on a message: match sender, recipient and body
@@ -116,16 +135,7 @@ class TwilioProvider(Provider):
         return [m["sid"] for m in found]
 
     def verify_webhook(self, request: WebhookRequest, *, now: float | None = None) -> Verdict:
-        signature = request.header("X-Twilio-Signature")
-        if not signature:
-            return Verdict.MISSING
-        tokens = [self.options["auth_token"], *self.options.get("previous_auth_tokens", [])]
-        valid = any(
-            hmac.compare_digest(twilio_signature(token, url, request.form), signature)
-            for token in tokens
-            for url in _port_variants(request.url)
-        )
-        return Verdict.VALID if valid else Verdict.INVALID
+        return twilio_verify(self.options, request)
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
         form = {name: values[-1] for name, values in request.form.items()}

@@ -18,7 +18,7 @@ from conversations.selectors import recent_reads_forget
 from providers import registry
 from tests.sandbox_harness import InProcessSandbox
 
-QUEUES = "sms,mms,email,maintenance,sandbox"
+QUEUES = "sms,mms,email,voice,maintenance,sandbox"
 
 
 def pytest_sessionstart(session):

@@ -11,7 +11,9 @@ from urllib.parse import parse_qs
 import structlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser
@@ -24,14 +26,15 @@ from config.errors import WRITE_ERROR_RESPONSES, ApiError
 from config.parsers import JSONParser
 from conversations.addresses import normalize_phone
 from messaging.fields import validated
+from messaging.selectors import message_for_call
 from messaging.serializers import MessageSerializer
-from messaging.services import ReceivedMessage
+from messaging.services import ReceivedMessage, outbound_for
 from providers.base import PermanentError, UnsupportedError, WebhookRequest
 from providers.registry import provider_get
 from webhooks import signatures
 from webhooks.models import WebhookEvent
 from webhooks.serializers import EmailWebhookSerializer, SmsWebhookSerializer, WebhookAckSerializer
-from webhooks.services import webhook_inbound, webhook_status
+from webhooks.services import webhook_call_greeting, webhook_inbound, webhook_status
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +188,52 @@ class ProviderInboundWebhookApi(_ProviderWebhookApi):
         return Response({"status": "ok", "created": created}, status=201 if created else 200)
 
 
+_TWIML_RESPONSES = {(200, "text/xml"): OpenApiResponse(OpenApiTypes.STR, description="TwiML"), **WRITE_ERROR_RESPONSES}
+
+
+class ProviderVoiceWebhookApi(_ProviderWebhookApi):
+    @extend_schema(
+        summary="Incoming calls to an account's numbers (Twilio's voice URL): a greeting, then a voicemail",
+        description=(
+            "Answers with TwiML that says the account's greeting and records a voicemail; the recording "
+            "and its transcription come back to /inbound, which stores the voicemail in the caller's "
+            "conversation. A number no account owns is refused (`<Reject/>`)."
+        ),
+        request=None,
+        responses=_TWIML_RESPONSES,
+    )
+    def post(self, request, name: str):
+        provider, webhook = self._request(request, name)
+        try:
+            call = provider.parse_call(webhook)
+        except UnsupportedError as exc:
+            raise NotFound(str(exc)) from None
+        except PermanentError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
+        reply = provider.answer_call(call, greeting=None if call.recorded else webhook_call_greeting(call=call))
+        return HttpResponse(reply.body, content_type=reply.content_type)
+
+
+class ProviderCallInstructionsApi(_ProviderWebhookApi):
+    @extend_schema(
+        summary="What an outbound call says once answered (Twilio's call URL: voicemail drops)",
+        description="`ref` is our message id. Who answered (`AnsweredBy`) decides what a voicemail drop says.",
+        parameters=[OpenApiParameter("ref", str, OpenApiParameter.QUERY, description="The message id.")],
+        request=None,
+        responses=_TWIML_RESPONSES,
+    )
+    def post(self, request, name: str):
+        provider, webhook = self._request(request, name)
+        message = message_for_call(reference=request.GET.get("ref", ""))
+        if message is None:
+            logger.warning("%s: instructions asked for an unknown call (ref %r)", provider.name, request.GET.get("ref"))
+        try:
+            reply = provider.call_reply(outbound_for(message) if message else None, webhook)
+        except UnsupportedError as exc:
+            raise NotFound(str(exc)) from None
+        return HttpResponse(reply.body, content_type=reply.content_type)
+
+
 def _received(provider: str, message) -> ReceivedMessage:
     try:
         from_address, to_address = normalize_phone(message.from_address), normalize_phone(message.to_address)
@@ -203,6 +252,7 @@ def _received(provider: str, message) -> ReceivedMessage:
         body=message.body,
         attachments=message.attachments,
         timestamp=message.timestamp,
+        duration=message.duration_seconds,
     )
 
 

@@ -4,10 +4,13 @@ raw event log. Called only after the request's signature has been checked."""
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config import metrics
+from conversations.addresses import normalize_phone
 from conversations.selectors import account_for_address
 from conversations.services import suppression_add
 from messaging.models import Message
@@ -18,7 +21,7 @@ from messaging.services import (
     message_keyword_apply,
     message_receive,
 )
-from providers.base import StatusUpdate
+from providers.base import Greeting, IncomingCall, StatusUpdate
 from webhooks.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,21 @@ def webhook_inbound(*, received: ReceivedMessage, payload: str, signed: bool) ->
     _log(received.provider, WebhookEvent.Kind.INBOUND, outcome, payload, signed, now, message=message)
     _count(received.provider, WebhookEvent.Kind.INBOUND, outcome)
     return InboundResult(outcome, message)
+
+
+def webhook_call_greeting(*, call: IncomingCall) -> Greeting | None:
+    """The greeting of the account that owns the called number, or None when no account
+    owns it (the call is refused)."""
+    try:
+        account = account_for_address(address=normalize_phone(call.to_address))
+    except ValidationError:
+        account = None
+    if account is None:
+        logger.warning("incoming call to a number no account owns; refused")
+        return None
+    return Greeting(
+        text=account.voicemail_greeting or settings.VOICEMAIL_GREETING, max_seconds=settings.VOICEMAIL_MAX_SECONDS
+    )
 
 
 def webhook_status(*, provider: str, updates: list[StatusUpdate], payload: str, signed: bool) -> StatusResult:

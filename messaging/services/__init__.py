@@ -2,7 +2,7 @@
 
 from messaging.services.batch import BatchSent, messages_send_batch
 from messaging.services.consent import message_keyword_apply
-from messaging.services.dispatch import message_dispatch, messages_dispatch
+from messaging.services.dispatch import message_dispatch, messages_dispatch, outbound_for
 from messaging.services.idempotency import (
     Claim,
     IdempotencyKeyInUse,
@@ -18,6 +18,7 @@ from messaging.services.receiving import ReceivedMessage, message_receive
 from messaging.services.recovery import SweepResult, message_replay, messages_sweep
 from messaging.services.sending import ConsentRefused, NewMessage, SenderNotOwned, message_send
 from messaging.services.status import message_apply_status, message_for_status
+from messaging.services.voice import RecordingNotCopied, voicemail_recording_copy
 
 __all__ = [
     "BatchSent",
@@ -27,6 +28,7 @@ __all__ = [
     "IdempotencyKeyMismatch",
     "NewMessage",
     "ReceivedMessage",
+    "RecordingNotCopied",
     "SenderNotOwned",
     "SweepResult",
     "idempotency_claim",
@@ -44,6 +46,8 @@ __all__ = [
     "messages_dispatch",
     "messages_send_batch",
     "messages_sweep",
+    "outbound_for",
     "outbox_relay",
     "outbox_run",
+    "voicemail_recording_copy",
 ]

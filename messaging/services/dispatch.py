@@ -29,6 +29,7 @@ from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEve
 from messaging.services.events import event_new
 from messaging.services.storing import messages_consent_refusals
 from messaging.services.transitions import Claim, Policy, Transition, decide
+from messaging.services.voice import call_spec
 from providers.base import OutboundMessage, Outcome, Provider, ProviderError, SendResult
 from providers.breaker import BreakerState, CircuitBreaker
 from providers.registry import provider_get, providers_for
@@ -146,6 +147,7 @@ def outbound_for(message: Message) -> OutboundMessage:
         body=message.body,
         attachments=list(message.attachments or []),
         subject=message.subject,
+        call=call_spec(message) if message.type == Message.Type.VOICE else None,
     )
 
 

@@ -10,6 +10,10 @@ from conversations.models import Account
 from messaging.models import Message
 from messaging.segments import message_segmentation
 from messaging.services.storing import message_store_once
+from messaging.services.voice import voicemail_complete, voicemail_recording_copy_later
+
+#: the call mode of an inbound voice message
+VOICEMAIL = "voicemail"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class ReceivedMessage:
     attachments: list[str] = field(default_factory=list)
     timestamp: datetime | None = None
     subject: str = ""
+    duration: int | None = None  #: a voicemail's length, in seconds
 
 
 def message_receive(*, account: Account, received: ReceivedMessage) -> tuple[Message, bool]:
@@ -45,6 +50,8 @@ def message_receive(*, account: Account, received: ReceivedMessage) -> tuple[Mes
         encoding=encoding,
         segments=segments,
         timestamp=received.timestamp,
+        call={"mode": VOICEMAIL} if received.type == Message.Type.VOICE else {},
+        duration=received.duration,
         status=Message.Status.RECEIVED,
         provider=received.provider,
         provider_message_id=received.provider_message_id,
@@ -53,9 +60,17 @@ def message_receive(*, account: Account, received: ReceivedMessage) -> tuple[Mes
     )
     if not message_store_once(message=message, contact_address=received.from_address):
         existing = Message.objects.get(provider=received.provider, provider_message_id=received.provider_message_id)
+        if existing.type == Message.Type.VOICE:
+            # A voicemail is told by two callbacks (its recording, its transcription), in
+            # either order: the second completes the message the first stored.
+            voicemail_complete(
+                message=existing, body=received.body, duration=received.duration, attachments=received.attachments
+            )
         return existing, False
     metrics.message_status(direction=message.direction, channel=message.type, status=message.status)
     metrics.message_segments(
         account_id=account.pk, direction=message.direction, channel=message.type, count=message.segments
     )
+    if message.type == Message.Type.VOICE:
+        voicemail_recording_copy_later(message=message)
     return message, True

@@ -42,6 +42,7 @@ class NewMessage:
     attachments: list[str] = field(default_factory=list)
     timestamp: datetime | None = None
     subject: str = ""
+    call: dict = field(default_factory=dict)  #: a voice message's call (mode, voice, language, human...)
 
 
 def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_id: int | None = None) -> Message:
@@ -60,6 +61,7 @@ def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_
         encoding=encoding,
         segments=segments,
         timestamp=new.timestamp,
+        call=new.call,
         status=Message.Status.QUEUED,
         next_attempt_at=at,
         enqueued_at=None,

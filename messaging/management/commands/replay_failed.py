@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--id", type=int, action="append", dest="ids", help="a message id; repeat for several")
-        parser.add_argument("--channel", choices=[t.value for t in Message.Type], help="sms, mms or email")
+        parser.add_argument("--channel", choices=[t.value for t in Message.Type], help="sms, mms, email or voice")
         parser.add_argument("--reason", choices=[r.value for r in FailureReason], help="permanent or exhausted")
         parser.add_argument("--error", help="only messages whose last error contains this text")
         parser.add_argument("--since", type=_when, help="failed at or after this ISO-8601 time")
