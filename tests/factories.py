@@ -75,6 +75,8 @@ EMAIL = {
     "attachments": ["https://example.com/document.pdf"],
     "timestamp": "2024-11-01T14:00:00Z",
 }
+VOICE = {"from": "+12016661234", "to": "+18045551234", "mode": "call", "say": "Hello! This is a test call."}
+VOICE_DROP = VOICE | {"mode": "voicemail_drop", "say": "Hello! This is a voicemail from the clinic."}
 INBOUND_SMS = {
     "from": "+18045551234",
     "to": "+12016661234",

@@ -16,7 +16,8 @@ from django.test import Client
 from messaging.models import Message
 from messaging.services import message_dispatch
 from providers.sandbox.callbacks import callbacks_send
-from providers.sandbox.models import SandboxMessage
+from providers.sandbox.calls import call_incoming_new, call_run
+from providers.sandbox.models import SandboxCall, SandboxMessage
 
 
 class InProcessSandbox:
@@ -27,6 +28,7 @@ class InProcessSandbox:
         for method in ("GET", "POST"):
             mock.add_callback(method, pattern, callback=self._forward)
         self._delivered: set[int] = set()
+        self._ran: set[int] = set()
 
     def _forward(self, request: requests.PreparedRequest):
         self.calls += 1
@@ -39,10 +41,23 @@ class InProcessSandbox:
         return answer
 
     def deliver_callbacks(self) -> None:
-        """What the sandbox's callback task does, for every message it accepted."""
+        """What the sandbox's callback task does, for every message it accepted and every
+        call it placed or was given."""
         for message in SandboxMessage.objects.exclude(pk__in=self._delivered).order_by("id"):
             callbacks_send(message=message)
             self._delivered.add(message.pk)
+        for call in SandboxCall.objects.exclude(pk__in=self._ran).order_by("id"):
+            call_run(call=call)
+            self._ran.add(call.pk)
+
+    def call_in(self, *, from_address: str, to_address: str, speech: str, label: str = "twilio-voice") -> SandboxCall:
+        """Someone calls one of our numbers and leaves `speech` as a voicemail."""
+        call = call_incoming_new(label=label, from_address=from_address, to_address=to_address, speech=speech)
+        self.deliver_callbacks()
+        return SandboxCall.objects.get(pk=call.pk)
+
+    def calls_to(self, address: str) -> int:
+        return SandboxCall.objects.filter(to_address=address).count()
 
     def drain(self, message_id: int, *, max_rounds: int = 20) -> Message:
         """Act as the worker until the message stops changing: dispatch each due try

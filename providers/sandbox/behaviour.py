@@ -12,8 +12,13 @@ class Behaviour(StrEnum):
     ERROR = "error"  #: 500 on every attempt
     RATE_LIMIT = "rate_limit"  #: 429 with Retry-After: 1 twice, then accepted
     TIMEOUT = "timeout"  #: first attempt stored but answered after the client timeout
-    BOUNCE = "bounce"  #: accepted, then an `undelivered` callback
-    DELIVER = "deliver"  #: accepted, then a `delivered` callback
+    BOUNCE = "bounce"  #: accepted, then an `undelivered` callback (a call: `failed`)
+    DELIVER = "deliver"  #: accepted, then a `delivered` callback (a call: answered by a person)
+    # Calls only (an SMS to these is delivered):
+    BUSY = "busy"  #: rings busy
+    NO_ANSWER = "no_answer"  #: rings until it gives up
+    MACHINE = "machine"  #: answered by an answering machine: a drop plays after its beep
+    HUMAN = "human"  #: answered by a person
 
 
 RECIPIENTS = {
@@ -27,6 +32,10 @@ RECIPIENTS = {
     "timeout@fail.test": Behaviour.TIMEOUT,
     "+15005550005": Behaviour.BOUNCE,
     "bounce@fail.test": Behaviour.BOUNCE,
+    "+15005550006": Behaviour.BUSY,
+    "+15005550007": Behaviour.NO_ANSWER,
+    "+15005550008": Behaviour.MACHINE,
+    "+15005550009": Behaviour.HUMAN,
 }
 RATE_LIMITED_TRIES = 2
 _TTL = 24 * 3600

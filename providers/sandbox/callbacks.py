@@ -18,12 +18,12 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
-from providers.http import call
+from providers.http import HttpResult, call
 from providers.sandbox.behaviour import Behaviour, behaviour_for
-from providers.sandbox.models import SandboxMessage
+from providers.sandbox.models import SandboxCall, SandboxMessage
 from providers.sandbox.signing import sendgrid_sign
 from providers.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from providers.twilio import twilio_signature
@@ -68,8 +68,8 @@ def callbacks_wake(*, delay: float = 0.0) -> None:
         logger.warning("sandbox: cannot wake the callbacks task", exc_info=True)
 
 
-def _claim_sql() -> str:
-    table = SandboxMessage._meta.db_table
+def _claim_sql(model: type[models.Model]) -> str:
+    table = model._meta.db_table
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     # The table from the model's _meta; the values go as parameters.
     due = f"SELECT id FROM {table} WHERE callbacks_due_at <= %s ORDER BY callbacks_due_at LIMIT %s{lock}"  # noqa: S608
@@ -79,41 +79,48 @@ def _claim_sql() -> str:
 
 def callbacks_due_send(*, now: datetime | None = None, limit: int = BATCH) -> int:
     """Post the receipts of up to `limit` messages whose receipts are due; returns how
-    many messages were taken. A message is claimed (its due time moved past the claim)
-    before its receipts go out, so two tasks never post the same ones at once."""
-    now = now or timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), [now + timedelta(seconds=CLAIM_SECONDS), now, limit])
-        ids = [row[0] for row in cursor.fetchall()]
+    many messages were taken."""
+    ids = claim_due(SandboxMessage, now=now or timezone.now(), limit=limit)
     for message in SandboxMessage.objects.filter(pk__in=ids).order_by("id"):
         try:
             callbacks_send(message=message)
         except CallbackFailed as exc:
-            _later(message, exc)
+            later(message, exc)
     return len(ids)
+
+
+def claim_due(model: type[models.Model], *, now: datetime, limit: int) -> list[int]:
+    """Claim up to `limit` rows of `model` (messages, calls) whose callbacks are due: their
+    due time moves past the claim, so two tasks never post the same ones at once."""
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(model), [now + timedelta(seconds=CLAIM_SECONDS), now, limit])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def callbacks_next_wake(*, now: datetime | None = None) -> None:
     """Wake the task again when the earliest receipts still waiting fall due (at least a
     second from now: receipts due already are another task's, or will be shortly)."""
     now = now or timezone.now()
-    earliest = (
-        SandboxMessage.objects.filter(callbacks_due_at__isnull=False)
+    due = [
+        model.objects.filter(callbacks_due_at__isnull=False)
         .order_by("callbacks_due_at")
         .values_list("callbacks_due_at", flat=True)
         .first()
-    )
+        for model in (SandboxMessage, SandboxCall)
+    ]
+    earliest = min((d for d in due if d is not None), default=None)
     if earliest is not None:
         callbacks_wake(delay=max((earliest - now).total_seconds(), 1.0))
 
 
-def _later(message: SandboxMessage, exc: CallbackFailed) -> None:
-    if message.callback_tries >= MAX_TRIES:
-        logger.warning("sandbox: gave up the receipts of %s after %d tries: %s", message.sid, MAX_TRIES, exc)
+def later(row: SandboxMessage | SandboxCall, exc: CallbackFailed) -> None:
+    """Try a message's receipts (or a call) again with backoff, as providers do."""
+    if row.callback_tries >= MAX_TRIES:
+        logger.warning("sandbox: gave up the callbacks of %s after %d tries: %s", row.sid, MAX_TRIES, exc)
         due = None
     else:
-        due = timezone.now() + timedelta(seconds=min(2 ** (message.callback_tries - 1), BACKOFF_MAX_SECONDS))
-    SandboxMessage.objects.filter(pk=message.pk).update(callbacks_due_at=due)
+        due = timezone.now() + timedelta(seconds=min(2 ** (row.callback_tries - 1), BACKOFF_MAX_SECONDS))
+    type(row).objects.filter(pk=row.pk).update(callbacks_due_at=due)
 
 
 def callbacks_send(*, message: SandboxMessage) -> None:
@@ -145,7 +152,7 @@ def _twilio_callback(message: SandboxMessage, status: str) -> None:
         params["ErrorCode"] = "30005"
     token = instance.get("auth_token", settings.TWILIO_AUTH_TOKEN)
     signature = twilio_signature(token, message.status_callback, {k: [v] for k, v in params.items()})
-    _post(message.status_callback, data=params, headers={"X-Twilio-Signature": signature})
+    post(message.status_callback, data=params, headers={"X-Twilio-Signature": signature})
 
 
 def _sendgrid_events(message: SandboxMessage, final: str) -> None:
@@ -178,10 +185,11 @@ def _sendgrid_events(message: SandboxMessage, final: str) -> None:
         SIGNATURE_HEADER: sendgrid_sign(timestamp, body),
         TIMESTAMP_HEADER: timestamp,
     }
-    _post(f"{settings.PUBLIC_BASE_URL}/api/webhooks/providers/{message.label}/status", data=body, headers=headers)
+    post(f"{settings.PUBLIC_BASE_URL}/api/webhooks/providers/{message.label}/status", data=body, headers=headers)
 
 
-def _post(url: str, **kwargs) -> None:
+def post(url: str, **kwargs) -> HttpResult:
     result = call("POST", url, timeout=settings.PROVIDER_TIMEOUT_SECONDS, **kwargs)
     if result.status is None or result.status >= 500 or result.status == 429:
         raise CallbackFailed(f"{url}: {result.error or result.status}")
+    return result

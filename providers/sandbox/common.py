@@ -60,8 +60,9 @@ def accept(
     label: str,
     *,
     rows: list[dict],
-    respond: Callable[[list[SandboxMessage]], HttpResponse],
+    respond: Callable[[list], HttpResponse],
     errors: dict[Behaviour, Callable[[], HttpResponse]],
+    store: Callable[..., list] = messages_store,
 ) -> HttpResponse:
     """Apply the recipients' behaviour to one create call; store a row per recipient and
     answer for the ones that accept. The first recipient whose behaviour refuses the
@@ -78,18 +79,19 @@ def accept(
     tries = 0
     if Behaviour.RATE_LIMIT in behaviours or Behaviour.TIMEOUT in behaviours:
         first = rows[0]
-        tries = try_number(label, reference=first["reference"], fallback=f"{first['to_address']}|{first['body']}")
+        fallback = f"{first['to_address']}|{first.get('body', '')}"
+        tries = try_number(label, reference=first["reference"], fallback=fallback)
     if Behaviour.RATE_LIMIT in behaviours and tries <= RATE_LIMITED_TRIES:
         return errors[Behaviour.RATE_LIMIT]()
     if Behaviour.TIMEOUT in behaviours and tries == 1:
         # Stored, but answered after the client gave up; the receipts follow later, so
         # the client has to find the message by looking it up.
         delay = settings.PROVIDER_TIMEOUT_SECONDS * 2 + 2
-        messages = messages_store(label, rows=rows, callbacks_in=delay)
+        messages = store(label, rows=rows, callbacks_in=delay)
         transaction.on_commit(lambda: callbacks_wake(delay=delay))
         time.sleep(settings.PROVIDER_TIMEOUT_SECONDS + 1)
         return respond(messages)
-    messages = messages_store(label, rows=rows)
+    messages = store(label, rows=rows)
     transaction.on_commit(callbacks_wake)
     return respond(messages)
 

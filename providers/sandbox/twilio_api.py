@@ -254,7 +254,7 @@ def _page(rows: QuerySet, token: str, page: int, size: int) -> list:
     return list(rows.order_by("-id")[page * size : (page + 1) * size])
 
 
-def _list_page(request: HttpRequest, uri: str, key: str, rows: QuerySet, given: dict, render) -> JsonResponse:
+def list_page(request: HttpRequest, uri: str, key: str, rows: QuerySet, given: dict, render) -> JsonResponse:
     """Twilio's list envelope, with next and previous page URIs the SDK follows."""
     size = _int_param(request, "PageSize", 50, 1, MAX_PAGE_SIZE)
     page = _int_param(request, "Page", 0, 0)
@@ -285,7 +285,7 @@ def _list_page(request: HttpRequest, uri: str, key: str, rows: QuerySet, given: 
 def _list(request: HttpRequest, label: str, account_sid: str) -> JsonResponse:
     rows, given = _filtered(request, label)
     uri = f"{_messages_uri(account_sid)}.json"
-    return _list_page(request, uri, "messages", rows, given, lambda row: message_resource(row, account_sid))
+    return list_page(request, uri, "messages", rows, given, lambda row: message_resource(row, account_sid))
 
 
 def _message(label: str, sid: str, path: str) -> SandboxMessage:
