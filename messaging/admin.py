@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.files.storage import storages
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -48,6 +49,17 @@ def attachment_links(urls) -> str:
             for url in urls
         ),
     )
+
+
+def recording_src(message: Message) -> str | None:
+    """Where the admin's player gets a voice message's audio: our stored copy of a
+    voicemail (streamed by the admin), else the provider's recording or the played URL,
+    when it is a safe link."""
+    if message.type != Message.Type.VOICE:
+        return None
+    if (message.call or {}).get("recording_file"):
+        return reverse("admin:messaging_message_recording", args=[message.pk])
+    return attachment_href(message.attachments[0]) if message.attachments else None
 
 
 def message_number(term: str) -> int | None:
@@ -147,6 +159,7 @@ class MessageAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in Message._meta.fields if f.name not in {"body", "attachments"}] + [
         "body_text",
         "attachment_list",
+        "recording_player",
     ]
     fieldsets = [
         (
@@ -165,6 +178,7 @@ class MessageAdmin(ReadOnlyAdmin):
             },
         ),
         ("Content", {"fields": ["subject", "body_text", "attachment_list"]}),
+        ("Call", {"fields": ["call", "duration", "answered_by", "recording_player"], "classes": ["collapse"]}),
         (
             "Delivery",
             {
@@ -218,6 +232,11 @@ class MessageAdmin(ReadOnlyAdmin):
     def attachment_list(self, obj: Message) -> str:
         return attachment_links(obj.attachments)
 
+    @admin.display(description="recording")
+    def recording_player(self, obj: Message) -> str:
+        src = recording_src(obj)
+        return format_html('<audio controls preload="none" src="{}"></audio>', src) if src else "-"
+
     def get_search_results(self, request, queryset, search_term):
         """Exact matches, each an index lookup (PostgreSQL ORs them in one bitmap scan)."""
         term = search_term.strip()
@@ -246,7 +265,24 @@ class MessageAdmin(ReadOnlyAdmin):
 
     def get_urls(self):
         replay = self.admin_site.admin_view(require_POST(self.replay_view))
-        return [path("<path:object_id>/replay/", replay, name="messaging_message_replay"), *super().get_urls()]
+        recording = self.admin_site.admin_view(self.recording_view)
+        return [
+            path("<path:object_id>/replay/", replay, name="messaging_message_replay"),
+            path("<path:object_id>/recording/", recording, name="messaging_message_recording"),
+            *super().get_urls(),
+        ]
+
+    def recording_view(self, request: HttpRequest, object_id: str):
+        """A voicemail's recording from our storage, for staff only: recordings are never
+        public files (an S3 bucket stays private; the file system is not served)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        message = get_object_or_404(Message, pk=message_number(object_id) or 0, type=Message.Type.VOICE)
+        name = (message.call or {}).get("recording_file")
+        if not name:
+            raise Http404("No stored recording.")
+        content_type = message.call.get("recording_type") or "application/octet-stream"
+        return FileResponse(storages["recordings"].open(name), content_type=content_type)
 
     def replay_view(self, request: HttpRequest, object_id: str):
         if not self.has_replay_permission(request):
@@ -308,6 +344,7 @@ class ConversationWithMessagesAdmin(ConversationAdmin):
                 "message": m,
                 "url": reverse("admin:messaging_message_change", args=[m.pk]),
                 "attachments": [{"url": url, "href": attachment_href(url)} for url in m.attachments or []],
+                "recording": recording_src(m),
             }
             for m in reversed(latest)
         ]
