@@ -1,17 +1,30 @@
 """Calls through the whole pipeline against the sandbox's Twilio Voice: each listed number
 ends in the right status, having rung the right number of times at the provider."""
 
+import wave
 import xml.etree.ElementTree as ET
 
 import pytest
 from django.conf import settings
+from prometheus_client import REGISTRY, generate_latest
 
+from conversations.models import Account
+from messaging import tasks
 from messaging.models import DeliveryAttempt, Message, MessageEvent
 from providers.sandbox.behaviour import set_down
+from providers.sandbox.calls import call_run
 from providers.sandbox.models import SandboxCall
-from tests.factories import VOICE, VOICE_DROP
+from tests.factories import SMS, VOICE, VOICE_DROP
+from tests.metrics_helpers import value as metric_value
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _patient_sandbox(sandbox, settings):
+    """A call runs several webhooks of ours (its TwiML, four progress callbacks): on a
+    busy machine 0.5 s is too short for them, and only +15005550004 needs a timeout."""
+    settings.PROVIDER_TIMEOUT_SECONDS = 2.0
 
 
 def _call(api, sandbox, **changes) -> Message:
@@ -144,3 +157,90 @@ def test_calls_fail_over_to_the_backup_instance(api, sandbox):
 
     assert message.status == Message.Status.DELIVERED
     assert SandboxCall.objects.get(to_address="+18045550101").label == "twilio-voice-backup"
+
+
+def test_a_caller_leaves_a_voicemail_that_lands_in_their_thread(api, sandbox):
+    account = Account.objects.get(is_development=True)
+    account.voicemail_greeting = "Acme here. Leave a message."
+    account.save()
+    texted = api.post("/api/messages/sms", SMS, format="json").json()
+
+    call = sandbox.call_in(from_address=SMS["to"], to_address=SMS["from"], speech="Please call me back about my order.")
+
+    assert call.status == "completed"
+    assert ET.fromstring(call.played).find("Say").text == "Acme here. Leave a message."  # noqa: S314
+    voicemail = Message.objects.get(type="voice", direction="inbound")
+    assert voicemail.conversation_id == texted["conversation_id"]
+    assert (voicemail.body, voicemail.status, voicemail.provider) == (
+        "Please call me back about my order.",
+        "received",
+        "twilio-voice",
+    )
+    assert voicemail.provider_message_id == call.recording_sid
+    assert voicemail.attachments == [
+        f"{settings.SANDBOX_BASE_URL}/twilio-voice/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}"
+        f"/Recordings/{call.recording_sid}"
+    ]
+    assert voicemail.duration == call.duration == 3
+
+
+def test_a_voicemail_run_twice_is_stored_once(api, sandbox):
+    call = sandbox.call_in(from_address="+18045551234", to_address="+12016661234", speech="Hello.")
+
+    call_run(call=SandboxCall.objects.get(pk=call.pk))
+
+    assert Message.objects.filter(type="voice").count() == 1
+
+
+def test_voicemail_recordings_are_copied_into_storage_and_played_to_staff(
+    api, sandbox, settings, tmp_path, monkeypatch, admin_client, django_capture_on_commit_callbacks
+):
+    settings.VOICE_RECORDINGS_COPY = True
+    settings.STORAGES = settings.STORAGES | {
+        "recordings": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path}}
+    }
+    published = []
+    monkeypatch.setattr(
+        "messaging.services.voice.celery_app.send_task", lambda name, args, queue: published.append((name, args))
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sandbox.call_in(from_address="+18045551234", to_address="+12016661234", speech="Twelve words of speech.")
+    voicemail = Message.objects.get(type="voice")
+    assert published == [("messaging.tasks.voicemail_recording_copy", [voicemail.pk])]
+    name = tasks.voicemail_recording_copy.apply(args=[voicemail.pk]).get()
+
+    voicemail.refresh_from_db()
+    assert voicemail.call["recording_file"] == name and name.endswith(".wav")
+    with wave.open(str(tmp_path / name)) as audio:
+        assert audio.getnframes() == audio.getframerate() * voicemail.duration
+    assert tasks.voicemail_recording_copy.apply(args=[voicemail.pk]).get() == name  # fetched once
+    assert api.get(f"/api/messages/{voicemail.pk}").json()["call"]["recording_stored"] is True
+
+    page = admin_client.get(f"/admin/conversations/conversation/{voicemail.conversation_id}/change/")
+    player = f'src="/admin/messaging/message/{voicemail.pk}/recording/"'
+    assert player in page.content.decode() and "voicemail" in page.content.decode()
+    audio = admin_client.get(f"/admin/messaging/message/{voicemail.pk}/recording/")
+    assert (audio.status_code, audio["Content-Type"]) == (200, "audio/x-wav")
+    assert b"".join(audio.streaming_content)[:4] == b"RIFF"
+    assert api.get(f"/admin/messaging/message/{voicemail.pk}/recording/").status_code == 302  # staff only
+
+
+def test_the_thread_shows_a_calls_length_and_who_answered(api, sandbox, admin_client):
+    message = _drop(api, sandbox, to="+15005550008")
+
+    page = admin_client.get(f"/admin/conversations/conversation/{message.conversation_id}/change/").content.decode()
+
+    assert f"duration {message.duration} s" in page
+    assert "answered by machine" in page and "voicemail_drop" in page
+
+
+def test_calls_are_counted_by_outcome_and_who_answered(api, sandbox):
+    before = metric_value(generate_latest(REGISTRY).decode(), "voice_calls_total", outcome="busy")
+
+    _call(api, sandbox, to="+15005550006")
+    _drop(api, sandbox, to="+15005550008")
+
+    text = generate_latest(REGISTRY).decode()
+    assert metric_value(text, "voice_calls_total", outcome="busy", answered_by="none") == before + 1
+    assert metric_value(text, "voice_calls_total", outcome="completed", answered_by="machine") >= 1
