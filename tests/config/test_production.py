@@ -20,6 +20,26 @@ def _run(args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True)
 
 
+def test_recordings_go_to_a_private_s3_compatible_bucket_when_one_is_named(tmp_path):
+    show = (
+        "import django; django.setup(); from django.core.files.storage import storages; "
+        "s = storages['recordings']; "
+        "print(type(s).__name__, s.bucket_name, s.endpoint_url, s.default_acl, s.querystring_auth, s.location)"
+    )
+    env = {"APP_ENV": "local", "RECORDINGS_S3_BUCKET": "voicemail", "RECORDINGS_S3_ENDPOINT_URL": "http://127.0.0.1:9"}
+
+    named = _run(["-c", show], tmp_path, **env)
+    unnamed = _run(
+        ["-c", show.replace(", s.bucket_name, s.endpoint_url, s.default_acl, s.querystring_auth", "")],
+        tmp_path,
+        APP_ENV="local",
+    )
+
+    assert named.returncode == 0, named.stderr
+    assert named.stdout.split() == ["S3Storage", "voicemail", "http://127.0.0.1:9", "private", "True", "recordings"]
+    assert unnamed.stdout.split() == ["FileSystemStorage", str(tmp_path / "recordings")]
+
+
 def test_check_deploy_passes_with_production_settings(tmp_path):
     result = _run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], tmp_path, SECRET_KEY=GOOD_SECRET)
 
