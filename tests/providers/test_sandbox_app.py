@@ -79,7 +79,7 @@ def test_with_the_sandbox_on_it_is_installed_mounted_and_migrated(tmp_path):
     found = _inspect(tmp_path, "true")
 
     assert found["installed"] is True
-    assert found["tables"] == ["sandbox_sandboxmessage"]
+    assert found["tables"] == ["sandbox_sandboxcall", "sandbox_sandboxmessage"]
     assert (found["create"], found["inspect"]) == (401, 200)  # a create without Twilio's Basic auth
     assert found["tasks"] == ["providers.sandbox.tasks.sandbox_callbacks_send"]
 

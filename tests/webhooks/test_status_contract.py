@@ -41,9 +41,35 @@ class Twilio:
 
     def rotate(self, settings):
         settings.PROVIDERS = settings.PROVIDERS | {
-            "twilio": settings.PROVIDERS["twilio"]
+            self.name: settings.PROVIDERS[self.name]
             | {"auth_token": "new-token", "previous_auth_tokens": [settings.TWILIO_AUTH_TOKEN]}
         }
+
+
+class TwilioVoice(Twilio):
+    """Call progress: our statuses as the call statuses that mean them."""
+
+    name = "twilio-voice"
+    _statuses = {"sent": "ringing", "delivered": "completed", "undelivered": "busy"}
+
+    def post(self, api, message, status, *, event_id=None, token=None, signature=None):
+        url = f"{settings.PUBLIC_BASE_URL}/api/webhooks/providers/twilio-voice/status?ref={message.pk}"
+        params = {
+            "CallSid": message.provider_message_id or "CAunknown",
+            "CallStatus": self._statuses.get(status, status),
+            "AccountSid": settings.TWILIO_ACCOUNT_SID,
+            "To": message.to_address,
+            "From": message.from_address,
+        }
+        sig = signature or twilio_signature(
+            token or settings.TWILIO_AUTH_TOKEN, url, {k: [v] for k, v in params.items()}
+        )
+        return api.post(
+            url.removeprefix(settings.PUBLIC_BASE_URL),
+            urlencode(params),
+            content_type="application/x-www-form-urlencoded",
+            HTTP_X_TWILIO_SIGNATURE=sig,
+        )
 
 
 class SendGrid:
@@ -76,14 +102,14 @@ class SendGrid:
         )
 
 
-@pytest.fixture(params=[Twilio(), SendGrid()], ids=lambda p: p.name)
+@pytest.fixture(params=[Twilio(), SendGrid(), TwilioVoice()], ids=lambda p: p.name)
 def provider(request):
     return request.param
 
 
 @pytest.fixture
 def sent(provider):
-    message_type = "email" if provider.name == "sendgrid" else "sms"
+    message_type = {"sendgrid": "email", "twilio-voice": "voice"}.get(provider.name, "sms")
     kwargs = (
         {"from_address": "user@usehatchapp.com", "to_address": "contact@gmail.com"} if message_type == "email" else {}
     )
@@ -173,7 +199,7 @@ def test_receipt_before_the_worker_recorded_the_send_still_applies(api, provider
 
 
 def test_rotated_credentials_are_accepted(api, provider, sent, settings):
-    if provider.name == "twilio":
+    if provider.name.startswith("twilio"):
         provider.rotate(settings)
         response = provider.post(api, sent, "delivered")  # still signed with the previous token
     else:
