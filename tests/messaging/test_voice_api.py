@@ -4,8 +4,8 @@ idempotency, rate limits, sender ownership), refused field by field when it is w
 import pytest
 from django.conf import settings
 
-from conversations.models import Conversation
-from conversations.services import api_key_create, sender_add
+from conversations.models import Account, Conversation
+from conversations.services import api_key_create, optout_add, sender_add
 from messaging.models import Message, MessageEvent
 from tests.factories import SMS, VOICE, VOICE_DROP, AccountFactory
 
@@ -158,3 +158,14 @@ def test_the_schema_documents_the_voice_endpoint_and_the_call_resource(api):
     }
     assert "/api/webhooks/providers/{name}/voice" in schema["paths"]
     assert settings.PROVIDERS["twilio-voice"]["types"] == ["voice"]
+
+
+def test_a_number_that_opted_out_of_the_sender_is_not_called(api):
+    account = Account.objects.get(is_development=True)
+    optout_add(account=account, sender=VOICE["from"], address=VOICE["to"], source="api")
+
+    response = _post(api, VOICE)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "recipient_opted_out"
+    assert not Message.objects.exists()
