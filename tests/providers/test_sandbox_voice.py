@@ -1,16 +1,19 @@
 """Calls through the whole pipeline against the sandbox's Twilio Voice: each listed number
 ends in the right status, having rung the right number of times at the provider."""
 
+import io
 import wave
 import xml.etree.ElementTree as ET
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from prometheus_client import REGISTRY, generate_latest
 
 from conversations.models import Account
 from messaging import tasks
 from messaging.models import DeliveryAttempt, Message, MessageEvent
+from messaging.services import message_dispatch
 from providers.sandbox.behaviour import set_down
 from providers.sandbox.calls import call_run
 from providers.sandbox.models import SandboxCall
@@ -244,3 +247,34 @@ def test_calls_are_counted_by_outcome_and_who_answered(api, sandbox):
     text = generate_latest(REGISTRY).decode()
     assert metric_value(text, "voice_calls_total", outcome="busy", answered_by="none") == before + 1
     assert metric_value(text, "voice_calls_total", outcome="completed", answered_by="machine") >= 1
+
+
+def test_an_ambiguous_call_is_not_placed_again_while_the_lookup_cannot_answer(api, sandbox):
+    sent = api.post("/api/messages/voice", VOICE | {"to": "+15005550004"}, format="json").json()
+    message_dispatch(message_id=sent["id"])  # placed, but answered after our timeout
+    set_down("twilio-voice", True)  # now the lookup is refused too
+
+    for _ in range(3):
+        Message.objects.filter(pk=sent["id"]).update(next_attempt_at=None)
+        message_dispatch(message_id=sent["id"])
+
+    message = Message.objects.get(pk=sent["id"])
+    assert (message.status, message.needs_reconcile) == (Message.Status.QUEUED, True)
+    assert sandbox.calls_to("+15005550004") == 1
+    assert not message.delivery_attempts.filter(outcome="success").exists()
+
+    set_down("twilio-voice", False)
+    message = sandbox.drain(sent["id"])
+    assert message.status == Message.Status.DELIVERED
+    assert sandbox.calls_to("+15005550004") == 1
+    assert message.delivery_attempts.order_by("id").last().outcome == DeliveryAttempt.Outcome.RECONCILED
+
+
+def test_failed_calls_are_replayed_by_the_operators_command(api, sandbox):
+    message = _call(api, sandbox, to="+15005550001")
+    out = io.StringIO()
+
+    call_command("replay_failed", "--channel", "voice", stdout=out)
+
+    assert f"replayed {message.pk} voice to +15005550001" in out.getvalue()
+    assert Message.objects.get(pk=message.pk).status == Message.Status.QUEUED
