@@ -296,4 +296,4 @@ def write_report(text: str, output: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         existing = path.read_text() if path.exists() else "# Performance\n\n"
         path.write_text(existing.rstrip("\n") + "\n\n## Latest `make bench`\n\n" + block + "\n")
-    log(f"wrote {path.relative_to(ROOT)}")
+    log(f"wrote {output}")
