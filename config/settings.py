@@ -255,7 +255,21 @@ CELERY_TASK_SOFT_TIME_LIMIT = max(int(CELERY_TASK_TIME_LIMIT * 0.8), 1)
 # the lock is presumed dead (nothing it did was committed) and the key can be taken over.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=60)
+# Scheduled sends (messaging/services/scheduling.py): `send_at` from MIN_SECONDS to
+# MAX_DAYS ahead; beat releases the due ones every RELEASE_INTERVAL_SECONDS, CHUNK rows
+# per transaction, for at most RELEASE_BUDGET_SECONDS per run (the next run goes on).
+MESSAGING_SCHEDULE_MIN_SECONDS = env.int("MESSAGING_SCHEDULE_MIN_SECONDS", default=60)
+MESSAGING_SCHEDULE_MAX_DAYS = env.int("MESSAGING_SCHEDULE_MAX_DAYS", default=35)
+MESSAGING_SCHEDULE_RELEASE_INTERVAL_SECONDS = env.float("MESSAGING_SCHEDULE_RELEASE_INTERVAL_SECONDS", default=1.0)
+MESSAGING_SCHEDULE_RELEASE_CHUNK = env.int("MESSAGING_SCHEDULE_RELEASE_CHUNK", default=1000)
+MESSAGING_SCHEDULE_RELEASE_BUDGET_SECONDS = env.float("MESSAGING_SCHEDULE_RELEASE_BUDGET_SECONDS", default=20.0)
 CELERY_BEAT_SCHEDULE = {
+    "messages-release": {
+        "task": "messaging.tasks.messages_release",
+        "schedule": MESSAGING_SCHEDULE_RELEASE_INTERVAL_SECONDS,
+        # A run that waited longer than its interval is stale: the next one does its work.
+        "options": {"queue": "maintenance", "expires": max(MESSAGING_SCHEDULE_RELEASE_INTERVAL_SECONDS, 1.0)},
+    },
     "messages-sweep": {
         "task": "messaging.tasks.messages_sweep",
         "schedule": MESSAGING_SWEEP_INTERVAL_SECONDS,

@@ -23,7 +23,8 @@ from config.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from conversations.admin import ConversationAdmin, address_search_terms
 from conversations.models import Conversation
 from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEvent
-from messaging.services import message_replay
+from messaging.services import message_cancel, message_replay
+from messaging.services.transitions import CancelOutcome
 
 THREAD_LIMIT = 200  # messages shown on a conversation page; the rest are in the message list
 
@@ -200,6 +201,7 @@ class MessageAdmin(ReadOnlyAdmin):
                 "fields": [
                     "created_at",
                     "updated_at",
+                    "send_at",
                     "sent_at",
                     "delivered_at",
                     "failed_at",
@@ -211,11 +213,14 @@ class MessageAdmin(ReadOnlyAdmin):
         ),
     ]
     inlines = [MessageEventInline, DeliveryAttemptInline]
-    actions = ["replay"]
+    actions = ["replay", "cancel_scheduled"]
     show_full_result_count = False
     change_form_template = "admin/messaging/message/change_form.html"
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("messaging.change_message")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("messaging.change_message")
 
     @admin.display(description="conversation", ordering="conversation_id")
@@ -262,6 +267,17 @@ class MessageAdmin(ReadOnlyAdmin):
         self.message_user(request, f"Re-queued {replayed} failed message(s).")
         if skipped:
             self.message_user(request, f"Skipped {skipped} message(s) that are not dead letters.", messages.WARNING)
+
+    @admin.action(description="Cancel selected scheduled messages", permissions=["cancel"])
+    def cancel_scheduled(self, request, queryset):
+        canceled = sum(
+            message_cancel(message=m, actor=f"admin:{request.user}").outcome is CancelOutcome.CANCELED
+            for m in queryset.filter(status=Message.Status.SCHEDULED)
+        )
+        skipped = queryset.count() - canceled
+        self.message_user(request, f"Canceled {canceled} scheduled message(s).")
+        if skipped:
+            self.message_user(request, f"Skipped {skipped} message(s) that are not scheduled.", messages.WARNING)
 
     def get_urls(self):
         replay = self.admin_site.admin_view(require_POST(self.replay_view))

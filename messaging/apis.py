@@ -14,7 +14,7 @@ from config.errors import CREATE_ERROR_RESPONSES, ERROR_RESPONSES, ApiError, err
 from config.pagination import CursorPage
 from conversations.selectors import contact_get, conversation_get
 from messaging.fields import validated
-from messaging.models import FailureReason
+from messaging.models import FailureReason, Message
 from messaging.selectors import message_get, message_rows_for_contact, message_rows_for_conversation
 from messaging.serializers import (
     MESSAGE_FIELDS,
@@ -36,10 +36,12 @@ from messaging.services import (
     idempotency_fingerprint,
     idempotency_finish,
     idempotency_release,
+    message_cancel,
     message_replay,
     message_send,
     messages_send_batch,
 )
+from messaging.services.transitions import CancelOutcome
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
@@ -254,17 +256,55 @@ class MessageRetryApi(APIView):
         return Response(MessageSerializer(message).data, status=202)
 
 
+class MessageCancelApi(APIView):
+    @extend_schema(
+        summary="Cancel a scheduled message before its send_at",
+        description=(
+            "A `scheduled` message becomes `canceled` and is never sent (200 with the message). Canceling "
+            "it again answers the same. A message already released (or never scheduled) is a 409."
+        ),
+        request=None,
+        responses={200: MessageSerializer, 409: ERROR_RESPONSES[400], **ERROR_RESPONSES},
+    )
+    def post(self, request, message_id: int):
+        message = message_get(account=request.user, message_id=message_id)
+        if message is None:
+            raise NotFound("No such message.")
+        canceled = message_cancel(message=message, actor="api")
+        if canceled.outcome is CancelOutcome.TOO_LATE:
+            raise ApiError(
+                409,
+                "not_scheduled",
+                f"Only scheduled messages can be canceled; this one is {canceled.message.status}.",
+            )
+        return Response(MessageSerializer(canceled.message).data)
+
+
+STATUS_PARAMETER = OpenApiParameter(
+    "status", str, OpenApiParameter.QUERY, enum=Message.Status.values, description="Only messages in this status."
+)
+
+
+def _status(request) -> str | None:
+    status = request.query_params.get("status")
+    if status is not None and status not in Message.Status.values:
+        allowed = ", ".join(Message.Status.values)
+        raise ApiError(400, "invalid_request", f"Unknown status; one of {allowed}.", {"status": [f"one of {allowed}"]})
+    return status
+
+
 class ConversationMessageListApi(GenericAPIView):
     serializer_class = MessageSerializer
     pagination_class = CursorPage.ordered_by("created_at", "id")
 
     @extend_schema(
-        summary="The messages of a conversation, oldest first",
+        summary="The messages of a conversation, oldest first (scheduled ones included)",
+        parameters=[STATUS_PARAMETER],
         responses={200: MessageSerializer(many=True), **ERROR_RESPONSES},
     )
     def get(self, request, conversation_id: int):
         rows = message_rows_for_conversation(
-            account=request.user, conversation_id=conversation_id, fields=MESSAGE_FIELDS
+            account=request.user, conversation_id=conversation_id, fields=MESSAGE_FIELDS, status=_status(request)
         )
         page = self.paginate_queryset(rows)
         # A conversation always has a message: only an empty page needs to ask whether

@@ -40,6 +40,8 @@ class Message(models.Model):
         VOICE = "voice", "Voice"
 
     class Status(models.TextChoices):
+        SCHEDULED = "scheduled"  #: stored with a `send_at`; released to `queued` when it falls due
+        CANCELED = "canceled"  #: a scheduled message canceled before its time: never sent
         QUEUED = "queued"  #: stored, waiting for a worker (also between retries)
         SENDING = "sending"  #: claimed by a worker, provider call in flight
         SENT = "sent"  #: accepted by a provider
@@ -62,6 +64,8 @@ class Message(models.Model):
     encoding = models.CharField(max_length=5, choices=Encoding.choices, blank=True)
     segments = models.PositiveSmallIntegerField(null=True, blank=True)
     timestamp = models.DateTimeField(null=True, blank=True, help_text="The time the client or provider gave.")
+    # A scheduled send's time: the message stays `scheduled` until then (services/scheduling.py).
+    send_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices)
     provider = models.CharField(max_length=32, blank=True)
     # NULL, not "", until known: the unique constraint ignores NULLs.
@@ -117,6 +121,9 @@ class Message(models.Model):
                 name="message_outbox",
             ),
             models.Index(fields=["lease_expires_at"], condition=Q(status="sending"), name="message_sending_lease"),
+            # The release of scheduled messages takes the earliest due ones: a range scan of
+            # this small index, whatever the size of the table.
+            models.Index(fields=["send_at"], condition=Q(status="scheduled"), name="message_scheduled_due"),
             models.Index(fields=["failed_at"], condition=Q(status="failed"), name="message_dead_letters"),
         ]
 
@@ -133,7 +140,9 @@ class Message(models.Model):
 # `failed` ranks below the provider's final word: if a try we gave up on did reach the
 # recipient, the provider's `delivered` is the truth and takes the message out of the
 # dead letters.
+# `scheduled` ranks below everything, `canceled` above: a canceled message never leaves.
 STATUS_RANK = {
+    Message.Status.SCHEDULED: -1,
     Message.Status.QUEUED: 0,
     Message.Status.SENDING: 1,
     Message.Status.SENT: 2,
@@ -141,10 +150,13 @@ STATUS_RANK = {
     Message.Status.DELIVERED: 4,
     Message.Status.UNDELIVERED: 4,
     Message.Status.RECEIVED: 4,
+    Message.Status.CANCELED: 5,
 }
 
 
-FINAL_STATUSES = frozenset({Message.Status.DELIVERED, Message.Status.UNDELIVERED, Message.Status.FAILED})
+FINAL_STATUSES = frozenset(
+    {Message.Status.DELIVERED, Message.Status.UNDELIVERED, Message.Status.FAILED, Message.Status.CANCELED}
+)
 
 
 def statuses_below(status: str) -> list[str]:

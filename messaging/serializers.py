@@ -11,6 +11,7 @@ from messaging.fields import (
     EmailAddressField,
     FromFieldMixin,
     PhoneField,
+    SendAtField,
     StrictBooleanField,
     StringField,
     check_email_message,
@@ -42,6 +43,7 @@ class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
     attachments = AttachmentsField(help_text="http(s) URLs of media; an MMS needs at least one.")
     timestamp = serializers.DateTimeField(required=False, allow_null=True, help_text="ISO-8601; naive times are UTC.")
     smart_encoding = StrictBooleanField(default=False, help_text=SMART_ENCODING_HELP)
+    send_at = SendAtField()
 
     def validate(self, data):
         if data.get("smart_encoding"):
@@ -61,6 +63,7 @@ class SmsSendSerializer(FromFieldMixin, serializers.Serializer):
             body=data["body"],
             attachments=data["attachments"],
             timestamp=data.get("timestamp"),
+            send_at=data.get("send_at"),
         )
 
 
@@ -71,6 +74,7 @@ class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
     body = StringField(max_length=EMAIL_MAX_BODY, trim_whitespace=False, help_text="Text or HTML.")
     attachments = AttachmentsField(help_text="http(s) URLs; sent as links.")
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
+    send_at = SendAtField()
 
     def validate(self, data):
         return check_email_message(data)
@@ -86,6 +90,7 @@ class EmailSendSerializer(FromFieldMixin, serializers.Serializer):
             attachments=data["attachments"],
             timestamp=data.get("timestamp"),
             subject=data["subject"],
+            send_at=data.get("send_at"),
         )
 
 
@@ -128,6 +133,7 @@ class VoiceSendSerializer(FromFieldMixin, serializers.Serializer):
         max_length=HUMAN_SAY_MAX, required=False, default="", help_text="What `human: message` says to a person."
     )
     timestamp = serializers.DateTimeField(required=False, allow_null=True, help_text="ISO-8601; naive times are UTC.")
+    send_at = SendAtField()
 
     def validate(self, data):
         errors = {}
@@ -163,6 +169,7 @@ class VoiceSendSerializer(FromFieldMixin, serializers.Serializer):
             attachments=[data["play"]] if "play" in data else [],
             timestamp=data.get("timestamp"),
             call=call,
+            send_at=data.get("send_at"),
         )
 
 
@@ -177,6 +184,7 @@ class BatchItemSerializer(FromFieldMixin, serializers.Serializer):
     attachments = serializers.ListField(child=serializers.URLField(), required=False, allow_null=True)
     timestamp = serializers.DateTimeField(required=False, allow_null=True)
     smart_encoding = StrictBooleanField(required=False, help_text="SMS/MMS only. " + SMART_ENCODING_HELP)
+    send_at = SendAtField()
 
 
 class BatchSendSerializer(serializers.Serializer):
@@ -217,7 +225,7 @@ class BatchResultSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The item's position in the request.")
     id = serializers.IntegerField(required=False, help_text="The queued message, when accepted.")
     conversation_id = serializers.IntegerField(required=False)
-    status = serializers.CharField(required=False)
+    status = serializers.CharField(required=False, help_text="queued, or scheduled (with send_at).")
     encoding = serializers.ChoiceField(
         choices=Encoding.choices, required=False, allow_null=True, help_text="SMS/MMS; null for email."
     )
@@ -298,6 +306,7 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
             "encoding",
             "segments",
             "timestamp",
+            "send_at",
             "status",
             "provider",
             "provider_message_id",
@@ -361,6 +370,7 @@ class MessageSerializer(FromFieldMixin, serializers.ModelSerializer):
             "encoding": encoding or None,
             "segments": segments,
             "timestamp": _datetime(message.timestamp),
+            "send_at": _datetime(message.send_at),
             "status": message.status,
             "provider": message.provider,
             "provider_message_id": message.provider_message_id,
@@ -389,6 +399,7 @@ MESSAGE_FIELDS = (
     "encoding",
     "segments",
     "timestamp",
+    "send_at",
     "status",
     "provider",
     "provider_message_id",

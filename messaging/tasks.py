@@ -29,6 +29,12 @@ def message_dispatch(message_id: int) -> str:
     return services.message_dispatch(message_id=message_id)
 
 
+@shared_task(name="messaging.tasks.messages_release")
+def messages_release() -> int:
+    """Release the scheduled messages that fell due (beat, every second by default)."""
+    return services.messages_release()
+
+
 @shared_task(name="messaging.tasks.messages_sweep")
 def messages_sweep() -> dict:
     return dataclasses.asdict(services.messages_sweep())

@@ -9,6 +9,7 @@ urlpatterns = [
     path("messages/batch", apis.BatchSendApi.as_view(), name="message-send-batch"),
     path("messages/<id:message_id>", apis.MessageDetailApi.as_view(), name="message-detail"),
     path("messages/<id:message_id>/retry", apis.MessageRetryApi.as_view(), name="message-retry"),
+    path("messages/<id:message_id>/cancel", apis.MessageCancelApi.as_view(), name="message-cancel"),
     path(
         "conversations/<id:conversation_id>/messages",
         apis.ConversationMessageListApi.as_view(),

@@ -16,12 +16,14 @@ from messaging.services.idempotency import (
 from messaging.services.outbox import outbox_relay, outbox_run
 from messaging.services.receiving import ReceivedMessage, message_receive
 from messaging.services.recovery import SweepResult, message_replay, messages_sweep
+from messaging.services.scheduling import Canceled, message_cancel, messages_release
 from messaging.services.sending import ConsentRefused, NewMessage, SenderNotOwned, message_send
 from messaging.services.status import message_apply_status, message_for_status
 from messaging.services.voice import RecordingNotCopied, voicemail_recording_copy
 
 __all__ = [
     "BatchSent",
+    "Canceled",
     "Claim",
     "ConsentRefused",
     "IdempotencyKeyInUse",
@@ -37,6 +39,7 @@ __all__ = [
     "idempotency_keys_prune",
     "idempotency_release",
     "message_apply_status",
+    "message_cancel",
     "message_dispatch",
     "message_for_status",
     "message_keyword_apply",
@@ -44,6 +47,7 @@ __all__ = [
     "message_replay",
     "message_send",
     "messages_dispatch",
+    "messages_release",
     "messages_send_batch",
     "messages_sweep",
     "outbound_for",

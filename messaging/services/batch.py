@@ -32,8 +32,9 @@ class BatchSent:
 
 
 def messages_send_batch(*, account: Account, batch: list[NewMessage]) -> BatchSent:
-    """Store every message of `batch` whose sender the account owns as `queued`, for the
-    outbox relay to dispatch; refuse the others. Nothing is stored when none is owned.
+    """Store every message of `batch` whose sender the account owns as `queued` (or
+    `scheduled`, with a `send_at`), for the outbox relay to dispatch; refuse the others.
+    Nothing is stored when none is owned.
 
     As with one message: once this returns they are durable and will be sent even if
     the broker is down now.
@@ -62,14 +63,12 @@ def _store(account: Account, batch: list[NewMessage]) -> list[Message]:
             batch_size=CHUNK,
         )
         MessageEvent.objects.bulk_create(
-            [event_new(m.pk, MessageEvent.Kind.STATUS, Message.Status.QUEUED, at=now) for m in messages],
+            [event_new(m.pk, MessageEvent.Kind.STATUS, m.status, at=now) for m in messages],
             batch_size=CHUNK,
         )
         outbox_notify()
-    for message_type, count in Counter(m.type for m in messages).items():
-        metrics.message_status(
-            direction=Message.Direction.OUTBOUND, channel=message_type, status=Message.Status.QUEUED, count=count
-        )
+    for (message_type, status), count in Counter((m.type, m.status) for m in messages).items():
+        metrics.message_status(direction=Message.Direction.OUTBOUND, channel=message_type, status=status, count=count)
     segments = Counter()
     for m in messages:
         segments[m.type] += m.segments or 0

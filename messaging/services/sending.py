@@ -43,11 +43,14 @@ class NewMessage:
     timestamp: datetime | None = None
     subject: str = ""
     call: dict = field(default_factory=dict)  #: a voice message's call (mode, voice, language, human...)
+    send_at: datetime | None = None  #: a scheduled send: stored `scheduled`, released at this time
 
 
 def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_id: int | None = None) -> Message:
-    """The unsaved row of an outbound message, `queued`, due at once, not yet published."""
+    """The unsaved row of an outbound message, not yet published: `queued` and due at
+    once, or `scheduled` until its `send_at` (services/scheduling.py releases it)."""
     encoding, segments = message_segmentation(new.type, new.body)
+    status = Message.Status.SCHEDULED if new.send_at is not None else Message.Status.QUEUED
     return Message(
         account=account,
         conversation_id=conversation_id,
@@ -62,8 +65,9 @@ def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_
         segments=segments,
         timestamp=new.timestamp,
         call=new.call,
-        status=Message.Status.QUEUED,
-        next_attempt_at=at,
+        send_at=new.send_at,
+        status=status,
+        next_attempt_at=new.send_at or at,
         enqueued_at=None,
         created_at=at,
         updated_at=at,
@@ -71,7 +75,8 @@ def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_
 
 
 def message_send(*, account: Account, new: NewMessage, keyword_reply: bool = False) -> Message:
-    """Store `new` as `queued` in its conversation; the outbox relay dispatches it.
+    """Store `new` as `queued` in its conversation; the outbox relay dispatches it. With a
+    `send_at` it is stored `scheduled`, and released to `queued` at that time.
 
     Once this returns the message is durable and will be sent even if the broker is
     down right now: the relay publishes it once the broker is back. A recipient that
@@ -90,5 +95,9 @@ def message_send(*, account: Account, new: NewMessage, keyword_reply: bool = Fal
     metrics.message_segments(
         account_id=account.pk, direction=message.direction, channel=message.type, count=message.segments
     )
-    logger.debug("message queued", extra={"message_id": message.pk, "channel": message.type, "to": message.to_address})
+    logger.debug(
+        "message %s",
+        message.status,
+        extra={"message_id": message.pk, "channel": message.type, "to": message.to_address},
+    )
     return message

@@ -8,6 +8,7 @@ and the audit event. dispatch.py applies transitions in bulk; nothing else decid
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEvent
 from providers.base import OutboundMessage, Outcome, SendResult
@@ -158,3 +159,21 @@ def _refused(claim: Claim, base: dict, now: datetime) -> Transition:
         attempt_outcome="",
         failure_reason=claim.refused,
     )
+
+
+class CancelOutcome(StrEnum):
+    """What a cancel did to a message."""
+
+    CANCELED = "canceled"  #: it was scheduled: now canceled, it will never be sent
+    ALREADY = "already"  #: it was canceled before: a repeat changes nothing
+    TOO_LATE = "too_late"  #: it was released (or never scheduled): nothing to cancel
+
+
+def cancel_outcome(status: str) -> CancelOutcome:
+    """What canceling a message in `status` does: only `scheduled` moves (to `canceled`),
+    forward as every status change."""
+    if status == Message.Status.SCHEDULED:
+        return CancelOutcome.CANCELED
+    if status == Message.Status.CANCELED:
+        return CancelOutcome.ALREADY
+    return CancelOutcome.TOO_LATE
