@@ -21,7 +21,20 @@ BATCH_CONNECTIONS = (2, 4)
 QUEUES = "sms,mms,email"
 # The sandbox hammered directly: its accept ceiling, the drain's.
 SANDBOX_CONNECTIONS = (64, 256)
-PHASES = {"pgbench", "ceiling", "ledger", "send", "batch", "webhook", "read", "sandbox", "drain", "e2e", "stored"}
+PHASES = {
+    "pgbench",
+    "ceiling",
+    "ledger",
+    "send",
+    "batch",
+    "webhook",
+    "read",
+    "sandbox",
+    "drain",
+    "e2e",
+    "schedule",
+    "stored",
+}
 
 
 def log(message: str) -> None:
@@ -47,6 +60,7 @@ class Config:
     drain_messages: int = int(os.environ.get("BENCH_DRAIN_MESSAGES", "10000"))
     drain_seconds: int = int(os.environ.get("BENCH_DRAIN_SECONDS", "20"))
     e2e_seconds: int = int(os.environ.get("BENCH_E2E_SECONDS", "60"))
+    schedule_messages: int = int(os.environ.get("BENCH_SCHEDULE_MESSAGES", "100000"))
     pg: str = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
     db: str = os.environ.get("BENCH_DB", "bench")
     redis: str = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379").rstrip("/")

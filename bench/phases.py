@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import drivers, ledger
@@ -95,6 +95,8 @@ def execute(b: Bench) -> None:
         best_send = max(r["ok_per_s"] for r in b.results["runs"]["send"])
         # Sends arriving at 80% of the best send rate while the best pool drains.
         end_to_end(b, best["pool"], best["concurrency"], rate=max(best_send * 0.8, 1))
+    if "schedule" in only:
+        schedule(b)
     if b.c.seed_messages and "stored" in only:
         stored(b)
 
@@ -401,6 +403,61 @@ def percentile(values: list[float], p: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+# --- Scheduled sends ------------------------------------------------------------------
+
+
+def schedule(b: Bench) -> None:
+    """BENCH_SCHEDULE_MESSAGES messages scheduled for the same minute, then beat and one
+    worker taking only the maintenance queue, with no outbox relay (nothing is
+    dispatched): how fast the release moves them to `queued`, and how long after
+    `send_at` the last one is."""
+    b.store.settle_outbox()
+    count = b.c.schedule_messages
+    # The next whole minute that leaves the seed time to finish.
+    send_at = (datetime.now(UTC) + timedelta(seconds=40)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    log(f"schedule: seeding {count} messages scheduled for {send_at:%H:%M:%S}")
+    out = b.services.seed("scheduled", "--count", str(count), "--send-at", send_at.isoformat(), timeout=900)
+    first, last = (int(x) for x in out.split())
+    where = f"WHERE id BETWEEN {first} AND {last}"
+    b.services.start_worker("prefork", 1, queues="maintenance", MESSAGING_RELAY="false")
+    b.services.start_beat()
+    try:
+        early = 0
+        while datetime.now(UTC) < send_at:
+            early = max(early, b.store.count(f"{where} AND status <> 'scheduled'"))
+            time.sleep(1)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and b.store.count(f"{where} AND status = 'scheduled'"):
+            time.sleep(0.2)
+    finally:
+        b.services.stop_beat()
+        b.services.stop_worker()
+    released, left, first_at, last_at = b.store.sql(
+        f"SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'scheduled'), "
+        f"min(updated_at), max(updated_at) FROM messaging_message {where}"
+    )[0]
+    events = b.store.sql(
+        f"SELECT count(*), count(DISTINCT message_id) FROM messaging_messageevent WHERE status = 'queued' "
+        f"AND message_id BETWEEN {first} AND {last}"
+    )[0]
+    span = (last_at - first_at).total_seconds() if released else 0.0
+    result = {
+        "messages": count,
+        "released": released,
+        "left": left,
+        "early": early,
+        "released_twice": events[0] - events[1],
+        "first_lag_s": round((first_at - send_at).total_seconds(), 2) if released else None,
+        "last_lag_s": round((last_at - send_at).total_seconds(), 2) if released else None,
+        "per_s": round(released / span) if span else None,
+    }
+    b.results["schedule"] = result
+    log(
+        f"schedule: {released} of {count} released ({left} left, {early} early, {result['released_twice']} twice); "
+        f"first {result['first_lag_s']} s and last {result['last_lag_s']} s after send_at, {result['per_s']}/s"
+    )
 
 
 # --- A large history ------------------------------------------------------------------

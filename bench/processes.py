@@ -231,16 +231,26 @@ class Services:
 
     # -- the worker --
 
-    def start_worker(self, pool: str, concurrency: int) -> None:
-        extra = {"LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING")}
+    def start_worker(self, pool: str, concurrency: int, queues: str = QUEUES, **env) -> None:
+        extra = {"LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING")} | env
         if pool == "gevent":
             # Greenlets come and go: pool their connections.
             extra["DB_POOL_SIZE"] = os.environ.get("BENCH_GEVENT_DB_POOL", concurrency)
             extra["BROKER_MAX_CONNECTIONS"] = concurrency + 10
-        command = [str(BIN / "celery"), "-A", "config", "worker", "-Q", QUEUES, "--pool", pool]
+        command = [str(BIN / "celery"), "-A", "config", "worker", "-Q", queues, "--pool", pool]
         command += ["--concurrency", str(concurrency), "--without-mingle", "--without-gossip"]
         command += ["--loglevel", "WARNING", "-n", f"bench-{pool}-{concurrency}@%h"]
         self.procs.start("worker", command, self.env(**extra))
+
+    def start_beat(self) -> None:
+        schedule = OUT / "celerybeat-schedule"
+        for old in OUT.glob("celerybeat-schedule*"):
+            old.unlink()
+        command = [str(BIN / "celery"), "-A", "config", "beat", "--loglevel", "WARNING", "--schedule", str(schedule)]
+        self.procs.start("beat", command, self.env())
+
+    def stop_beat(self) -> None:
+        self.procs.stop("beat")
 
     def pgid(self, name: str) -> int:
         """The process group of a running child (its leader's pid)."""

@@ -95,6 +95,7 @@ def render(results: dict, config: Config) -> str:
     lines += _stored(results)
     lines += _drain(results, config)
     lines += _e2e(results.get("e2e"))
+    lines += _schedule(results.get("schedule"))
     lines += _ledger(results.get("ledger"))
     return "\n".join(lines) + "\n"
 
@@ -212,6 +213,22 @@ def _drain(results: dict, config: Config) -> list[str]:
             f"{d.get('worker_cores', '')} | {d.get('sandbox_cores', '')} |"
         )
     return lines
+
+
+def _schedule(s: dict | None) -> list[str]:
+    if not s:
+        return []
+    return [
+        "",
+        f"Scheduled sends: {s['messages']:,} messages scheduled for the same minute, released by beat "
+        "(`messaging.tasks.messages_release` every second) through one prefork worker, without dispatch "
+        "(the relay off). Lag from `send_at` to the first and the last release; rate from the first to the last:",
+        "",
+        "| scheduled | released | left | early | twice | first after send_at | last after send_at | released/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {s['messages']:,} | {s['released']:,} | {s['left']} | {s['early']} | {s['released_twice']} | "
+        f"{s['first_lag_s']} s | {s['last_lag_s']} s | {s['per_s'] or 0:,} |",
+    ]
 
 
 def _sandbox(runs: list[dict], config: Config) -> list[str]:

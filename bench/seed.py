@@ -3,10 +3,13 @@
     python bench/seed.py history --account bench --sender +12025550123 --prefix +1312555 \
         --conversations 10000 --per-conversation 100 --ids-out var/bench/ids.txt
     python bench/seed.py queued --account bench --sender +12025550123 --count 3000
+    python bench/seed.py scheduled --account bench --sender +12025550123 --count 100000 \
+        --send-at 2026-12-07T15:00:00+00:00
 
 `history` stores finished conversations (alternating delivered outbound and received
 inbound messages, one event each) with COPY; `queued` stores outbound messages waiting
-for a worker, unpublished, for the worker's outbox relay to publish (as after a broker outage).
+for a worker, unpublished, for the worker's outbox relay to publish (as after a broker outage);
+`scheduled` stores outbound messages all scheduled for one time, for beat's release.
 
 Rows are built from the models' own fields and defaults, so a new column with a default
 needs no change here.
@@ -175,9 +178,12 @@ def history(*, account: Account, sender: str, prefix: str, conversations: int, p
     return list(range(first_conversation, first_conversation + conversations))
 
 
-def queued(*, account: Account, sender: str, count: int, recipients: int) -> tuple[int, int]:
+def queued(
+    *, account: Account, sender: str, count: int, recipients: int, send_at: datetime | None = None
+) -> tuple[int, int]:
     """`count` outbound messages waiting for a worker, in conversations with the pool of
-    benchmark recipients, not yet published: a worker's outbox relay publishes them.
+    benchmark recipients, not yet published: a worker's outbox relay publishes them
+    (or, with `send_at`, `scheduled` for that time: beat's release queues them).
     Returns the first and last id."""
     contact = f"+1201666{0:04d}"
     a, b = sorted([sender, contact])
@@ -202,22 +208,25 @@ def queued(*, account: Account, sender: str, count: int, recipients: int) -> tup
                 "to_address": f"+1201666{n % recipients:04d}",
                 "body": f"Queued benchmark message {n}",
                 "attachments": [],
-                "status": Message.Status.QUEUED,
-                "next_attempt_at": now,
+                "status": Message.Status.SCHEDULED if send_at else Message.Status.QUEUED,
+                "send_at": send_at,
+                "next_attempt_at": send_at or now,
                 "enqueued_at": None,
                 "created_at": now,
                 "updated_at": now,
             }
 
     Table(Message).copy(rows())
-    print(f"seed: {count} queued messages", file=sys.stderr)
+    with connection.cursor() as cursor:
+        cursor.execute(f'ANALYZE "{Message._meta.db_table}"')
+    print(f"seed: {count} {'scheduled' if send_at else 'queued'} messages", file=sys.stderr)
     return first, first + count - 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("history", "queued"):
+    for name in ("history", "queued", "scheduled"):
         command = sub.add_parser(name)
         command.add_argument("--account", required=True)
         command.add_argument("--sender", required=True)
@@ -229,6 +238,10 @@ def main() -> None:
     queued_parser = sub.choices["queued"]
     queued_parser.add_argument("--count", type=int, required=True)
     queued_parser.add_argument("--recipients", type=int, default=10000)
+    scheduled_parser = sub.choices["scheduled"]
+    scheduled_parser.add_argument("--count", type=int, required=True)
+    scheduled_parser.add_argument("--recipients", type=int, default=10000)
+    scheduled_parser.add_argument("--send-at", type=datetime.fromisoformat, required=True)
     args = parser.parse_args()
 
     account = Account.objects.get(name=args.account)
@@ -242,7 +255,10 @@ def main() -> None:
         )
         Path(args.ids_out).write_text("".join(f"{i}\n" for i in ids))
     else:
-        first, last = queued(account=account, sender=args.sender, count=args.count, recipients=args.recipients)
+        send_at = args.send_at if args.command == "scheduled" else None
+        first, last = queued(
+            account=account, sender=args.sender, count=args.count, recipients=args.recipients, send_at=send_at
+        )
         print(f"{first} {last}")
 
 

@@ -331,3 +331,30 @@ def test_admin_filters_scheduled_and_cancels_them(admin_client):
     assert response.status_code == 302
     assert Message.objects.get(pk=scheduled.pk).status == "canceled"
     assert Message.objects.get(pk=queued.pk).status == "queued"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL): checks its query plan")
+def test_the_due_query_reads_the_scheduled_index_with_100000_scheduled(db):
+    template = MessageFactory(status="sent")
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        # 100,000 scheduled over the next days beside 100,000 finished ones, then the
+        # statistics a production table would have.
+        columns = [f.column for f in Message._meta.concrete_fields if f.column not in ("id", "status", "send_at")]
+        copied = ", ".join(columns)
+        cursor.execute(
+            f"INSERT INTO {table} ({copied}, status, send_at) "  # noqa: S608 (our table's and columns' names)
+            f"SELECT {copied}, CASE WHEN n %% 2 = 0 THEN 'scheduled' ELSE 'delivered' END, "
+            f"CASE WHEN n %% 2 = 0 THEN now() + n * interval '1 second' END "
+            f"FROM {table}, generate_series(1, 200000) AS n WHERE id = %s",
+            [template.pk],
+        )
+        cursor.execute(f"ANALYZE {table}")
+        cursor.execute(
+            scheduling._statement("postgresql").replace("WITH due AS", "EXPLAIN (ANALYZE, BUFFERS) WITH due AS"),
+            {"scheduled": "scheduled", "queued": "queued", "kind": "status", "limit": 1000, "now": timezone.now()},
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "message_scheduled_due" in plan, plan
+    assert "Seq Scan" not in plan, plan
