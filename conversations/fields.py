@@ -1,12 +1,18 @@
 """Serializer fields for strings and addresses, shared by the APIs of every app: an
 address is normalised here exactly as threading keys it (conversations/addresses.py)."""
 
+import contextlib
 import functools
+import re
+from collections.abc import Callable
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import MaxLengthValidator, MinLengthValidator, ProhibitNullCharactersValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField, empty
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from conversations.addresses import normalize_email, normalize_phone
 
@@ -77,3 +83,124 @@ def validated(serializer_class: type[serializers.Serializer], data) -> dict:
     instance per class: a new serializer deep-copies all its fields, a tenth of a send's
     CPU. Validation keeps no state on the instance, so one serves every request."""
     return _validator(serializer_class).run_validation(data)
+
+
+class _Unsure(Exception):
+    """The fast path cannot vouch for a value: the serializer itself decides."""
+
+
+_CHAR_VALIDATORS = (MaxLengthValidator, MinLengthValidator, ProhibitNullCharactersValidator)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _string_check(field: serializers.CharField):
+    """A string field's own rules (trimmed, blank, length, NUL and surrogates), and an
+    address field's normalisation, for a value that meets them."""
+    if type(field).to_internal_value not in (
+        serializers.CharField.to_internal_value,
+        StringField.to_internal_value,
+        _AddressField.to_internal_value,
+    ) or any(not isinstance(v, (*_CHAR_VALIDATORS, ProhibitSurrogateCharactersValidator)) for v in field.validators):
+        return None
+    trim, allow_blank = field.trim_whitespace, field.allow_blank
+    longest, shortest = field.max_length, field.min_length
+    normalize = field.normalize if isinstance(field, _AddressField) else None
+
+    def check(value, memo: dict):
+        if type(value) is not str:
+            raise _Unsure
+        text = value.strip() if trim else value
+        if not text:
+            if allow_blank:
+                return ""
+            raise _Unsure
+        if (longest is not None and len(text) > longest) or (shortest is not None and len(text) < shortest):
+            raise _Unsure
+        if "\x00" in text or _SURROGATE.search(text):
+            raise _Unsure
+        if normalize is None:
+            return text
+        key = (normalize, text)
+        if key not in memo:
+            try:
+                memo[key] = normalize(text)
+            except DjangoValidationError:
+                raise _Unsure from None
+        return memo[key]
+
+    return check
+
+
+def _field_check(field: serializers.Field):
+    """How one field validates a present, non-null value: its fast check where the field is
+    of a kind known here, else the field's own run_validation."""
+    if isinstance(field, serializers.CharField) and (check := _string_check(field)) is not None:
+        return check
+    if isinstance(field, StrictBooleanField) and not field.validators:
+
+        def check(value, memo: dict):
+            if value is True or value is False:
+                return value
+            raise _Unsure
+
+        return check
+    if isinstance(field, serializers.ChoiceField) and not field.validators:
+        choices, allow_blank = field.choice_strings_to_values, field.allow_blank
+
+        def check(value, memo: dict):
+            if type(value) is str and (value in choices or (allow_blank and value == "")):
+                return choices.get(value, "")
+            raise _Unsure
+
+        return check
+    if isinstance(field, serializers.ListField) and field.allow_empty and field.min_length is None:
+        slow = field.run_validation
+
+        def check(value, memo: dict):
+            return [] if type(value) is list and not value else slow(value)
+
+        return check
+    return lambda value, memo: field.run_validation(value)
+
+
+@functools.cache
+def fast_validator(serializer_class: type[serializers.Serializer]) -> Callable[[dict, dict], dict]:
+    """fast_validation of the one instance `validated` uses."""
+    return fast_validation(_validator(serializer_class))
+
+
+def fast_validation(serializer: serializers.Serializer) -> Callable[[dict, dict], dict]:
+    """`serializer.run_validation` for a dict, compiled once from the serializer's own
+    fields: what it returns for a valid payload, several times faster (a batch validates
+    up to a thousand). The rules stay the serializer's: each field's limits are read from
+    the field, the object-level checks are its `validate`, and any value the fast path is
+    not sure of (every invalid one) sends the whole payload through `run_validation`, so
+    errors are exactly the serializer's. `memo` (one dict per batch) keeps each address
+    normalised once."""
+    if serializer.validators or any(hasattr(serializer, f"validate_{name}") for name in serializer.fields):
+        return lambda data, memo: serializer.run_validation(data)
+    steps = []
+    for name, field in serializer.fields.items():
+        if field.read_only or field.source == "*" or len(field.source_attrs) != 1:
+            return lambda data, memo: serializer.run_validation(data)
+        steps.append((name, field.source_attrs[0], field.required, field, _field_check(field)))
+
+    def run(data: dict, memo: dict) -> dict:
+        try:
+            value = {}
+            for name, key, required, field, check in steps:
+                raw = data.get(name, empty)
+                if raw is empty:
+                    if required:
+                        raise _Unsure
+                    with contextlib.suppress(SkipField):  # no default: left out, as DRF does
+                        value[key] = field.get_default()
+                elif raw is None:
+                    value[key] = field.run_validation(raw)
+                else:
+                    value[key] = check(raw, memo)
+            return serializer.validate(value)
+        except (_Unsure, serializers.ValidationError, DjangoValidationError):
+            return serializer.run_validation(data)
+
+    return run

@@ -203,7 +203,7 @@ class BatchSendApi(APIView):
             if index in refusals
             else {
                 "index": index,
-                "id": stored[index].pk,
+                "id": stored[index].id,
                 "conversation_id": stored[index].conversation_id,
                 "status": stored[index].status,
                 "encoding": stored[index].encoding or None,

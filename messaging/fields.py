@@ -10,7 +10,14 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from conversations.fields import EmailAddressField, PhoneField, StrictBooleanField, StringField, validated
+from conversations.fields import (
+    EmailAddressField,
+    PhoneField,
+    StrictBooleanField,
+    StringField,
+    fast_validator,
+    validated,
+)
 
 __all__ = [  # the address and string fields are conversations', re-exported for the send API
     "AttachmentsField",
@@ -22,6 +29,7 @@ __all__ = [  # the address and string fields are conversations', re-exported for
     "StringField",
     "check_email_message",
     "check_phone_message",
+    "fast_validator",
     "validated",
 ]
 

@@ -16,6 +16,7 @@ from messaging.fields import (
     StringField,
     check_email_message,
     check_phone_message,
+    fast_validator,
 )
 from messaging.models import DeliveryAttempt, Encoding, Message, MessageEvent
 from messaging.segments import message_segmentation, smart_encode
@@ -193,11 +194,11 @@ class BatchSendSerializer(serializers.Serializer):
     )
 
     def new_messages(self) -> list[NewMessage | dict]:
-        """Each item as a NewMessage, or the error fields that refuse it. One serializer
-        per type validates every item, as a list serializer does: building one per item
-        (its fields deep-copied) was half of a batch's time."""
-        validators = {"sms": SmsSendSerializer(), "email": EmailSendSerializer()}
-        return [_batch_item(item, validators) for item in self.validated_data["messages"]]
+        """Each item as a NewMessage, or the error fields that refuse it: validated by the
+        single sends' serializers, compiled (fast_validation: their rules, their errors),
+        each address normalised once per batch."""
+        memo = {}
+        return [_batch_item(item, memo) for item in self.validated_data["messages"]]
 
 
 class BatchSendDocumentation(serializers.Serializer):
@@ -206,19 +207,19 @@ class BatchSendDocumentation(serializers.Serializer):
     )
 
 
-def _batch_item(item, validators: dict) -> NewMessage | dict:
+def _batch_item(item, memo: dict) -> NewMessage | dict:
     if not isinstance(item, dict):
         return {"non_field_errors": ["Each message must be a JSON object."]}
     kind = item.get("type")
     if kind not in ("sms", "mms", "email"):
         return {"type": ["Must be sms, mms or email."]}
-    serializer = validators["email" if kind == "email" else "sms"]
+    serializer_class = EmailSendSerializer if kind == "email" else SmsSendSerializer
     payload = {k: v for k, v in item.items() if k != "type"} if kind == "email" else item
     try:
-        data = serializer.run_validation(payload)
+        data = fast_validator(serializer_class)(payload, memo)
     except serializers.ValidationError as exc:
         return exc.detail
-    return serializer.new_message(data)
+    return serializer_class.new_message(data)
 
 
 class BatchResultSerializer(serializers.Serializer):

@@ -1,5 +1,6 @@
-"""Accepting many outbound messages at once: one transaction and bulk inserts; the
-outbox relay publishes them in batches, as it does single sends."""
+"""Accepting many outbound messages at once: one transaction, the conversations counted
+in one statement, the messages and their events streamed in bulk (storing.py), the
+relays woken once; the outbox relay publishes them in batches, as it does single sends."""
 
 import logging
 from collections import Counter, defaultdict
@@ -13,21 +14,30 @@ from conversations.addresses import participant_pair
 from conversations.models import Account
 from conversations.selectors import account_owns_address
 from conversations.services import ThreadedMessage, conversations_add_messages
-from messaging.models import Message, MessageEvent
-from messaging.services.events import event_new
+from messaging.models import Message
 from messaging.services.outbox import outbox_notify
-from messaging.services.sending import NewMessage, message_outbound_new
+from messaging.services.sending import NewMessage, message_outbound_fields
+from messaging.services.storing import messages_store_many
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 500
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """What a batch answers about a message it stored."""
+
+    id: int
+    conversation_id: int
+    status: str
+    encoding: str
+    segments: int | None
 
 
 @dataclass(frozen=True)
 class BatchSent:
     """What became of each message of a batch, by its position in the batch."""
 
-    messages: dict[int, Message]  #: stored, queued
+    messages: dict[int, StoredMessage]  #: stored, queued (or scheduled)
     not_owned: dict[int, str]  #: refused: the account does not own this sender address
 
 
@@ -46,37 +56,29 @@ def messages_send_batch(*, account: Account, batch: list[NewMessage]) -> BatchSe
     return BatchSent(messages=dict(zip(positions, messages, strict=True)), not_owned=not_owned)
 
 
-def _store(account: Account, batch: list[NewMessage]) -> list[Message]:
+def _store(account: Account, batch: list[NewMessage]) -> list[StoredMessage]:
     now = timezone.now()
+    rows = [message_outbound_fields(account_id=account.pk, new=new, at=now) for new in batch]
     with transaction.atomic():
         conversation_ids = _conversations_add(account, batch, now)
-        messages = Message.objects.bulk_create(
-            [
-                message_outbound_new(
-                    account=account,
-                    new=new,
-                    at=now,
-                    conversation_id=conversation_ids[participant_pair(new.from_address, new.to_address)],
-                )
-                for new in batch
-            ],
-            batch_size=CHUNK,
-        )
-        MessageEvent.objects.bulk_create(
-            [event_new(m.pk, MessageEvent.Kind.STATUS, m.status, at=now) for m in messages],
-            batch_size=CHUNK,
-        )
+        for row, new in zip(rows, batch, strict=True):
+            row["conversation_id"] = conversation_ids[participant_pair(new.from_address, new.to_address)]
+        ids = messages_store_many(rows=rows)
         outbox_notify()
-    for (message_type, status), count in Counter((m.type, m.status) for m in messages).items():
+    statuses, segments = Counter(), Counter()
+    for row in rows:
+        statuses[(row["type"], row["status"])] += 1
+        segments[row["type"]] += row["segments"] or 0
+    for (message_type, status), count in statuses.items():
         metrics.message_status(direction=Message.Direction.OUTBOUND, channel=message_type, status=status, count=count)
-    segments = Counter()
-    for m in messages:
-        segments[m.type] += m.segments or 0
     for message_type, count in segments.items():
         metrics.message_segments(
             account_id=account.pk, direction=Message.Direction.OUTBOUND, channel=message_type, count=count
         )
-    return messages
+    return [
+        StoredMessage(pk, row["conversation_id"], row["status"], row["encoding"], row["segments"])
+        for pk, row in zip(ids, rows, strict=True)
+    ]
 
 
 def _conversations_add(account: Account, batch: list[NewMessage], now) -> dict[tuple[str, str], int]:

@@ -46,32 +46,39 @@ class NewMessage:
     send_at: datetime | None = None  #: a scheduled send: stored `scheduled`, released at this time
 
 
-def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_id: int | None = None) -> Message:
-    """The unsaved row of an outbound message, not yet published: `queued` and due at
-    once, or `scheduled` until its `send_at` (services/scheduling.py releases it)."""
+def message_outbound_fields(*, account_id: int, new: NewMessage, at) -> dict:
+    """The fields (by attname) of the row an outbound message is stored as, not yet
+    published: `queued` and due at once, or `scheduled` until its `send_at`
+    (services/scheduling.py releases it). The one place a new message becomes a row, for
+    single sends and batches alike; the fields it leaves out take the model's defaults."""
     encoding, segments = message_segmentation(new.type, new.body)
-    status = Message.Status.SCHEDULED if new.send_at is not None else Message.Status.QUEUED
-    return Message(
-        account=account,
-        conversation_id=conversation_id,
-        direction=Message.Direction.OUTBOUND,
-        type=new.type,
-        from_address=new.from_address,
-        to_address=new.to_address,
-        subject=new.subject,
-        body=new.body,
-        attachments=new.attachments,
-        encoding=encoding,
-        segments=segments,
-        timestamp=new.timestamp,
-        call=new.call,
-        send_at=new.send_at,
-        status=status,
-        next_attempt_at=new.send_at or at,
-        enqueued_at=None,
-        created_at=at,
-        updated_at=at,
-    )
+    return {
+        "account_id": account_id,
+        "direction": Message.Direction.OUTBOUND,
+        "type": new.type,
+        "from_address": new.from_address,
+        "to_address": new.to_address,
+        "subject": new.subject,
+        "body": new.body,
+        "attachments": new.attachments,
+        "encoding": encoding,
+        "segments": segments,
+        "timestamp": new.timestamp,
+        "call": new.call,
+        "send_at": new.send_at,
+        "status": Message.Status.SCHEDULED if new.send_at is not None else Message.Status.QUEUED,
+        "next_attempt_at": new.send_at or at,
+        "enqueued_at": None,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+def message_outbound_new(*, account: Account, new: NewMessage, at, conversation_id: int | None = None) -> Message:
+    """The unsaved row of an outbound message (message_outbound_fields)."""
+    fields = message_outbound_fields(account_id=account.pk, new=new, at=at)
+    del fields["account_id"]  # given as the instance, so message.account needs no query
+    return Message(account=account, conversation_id=conversation_id, **fields)
 
 
 def message_send(*, account: Account, new: NewMessage, keyword_reply: bool = False) -> Message:

@@ -13,8 +13,9 @@ conversations' own `conversation_add_message` is the same logic for other databa
 
 from functools import cache
 
+import orjson
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 
 from conversations.addresses import AddressKind, address_kind, participant_pair
 from conversations.models import Contact, ContactAddress, Conversation, OptOut, Suppression
@@ -259,3 +260,66 @@ def messages_consent_refusals(messages: list[Message]) -> dict[int, str]:
         elif m.type != Message.Type.EMAIL and (m.account_id, m.from_address, m.to_address) in opted_out:
             refusals[m.pk or 0] = FailureReason.OPTED_OUT
     return refusals
+
+
+def messages_store_many(*, rows: list[dict]) -> list[int]:
+    """Insert outbound messages, each a dict of Message fields by attname (with its
+    `conversation_id`; the others take the model's defaults), with the first status event
+    of each; their ids, in order. Call inside the transaction that counts them in their
+    conversations (conversations_add_messages) and wakes the relays.
+
+    On PostgreSQL the rows are streamed with COPY under ids taken from the sequence first:
+    a batch's insert was mostly Python quoting every value of a multi-row INSERT; COPY
+    sends them as they are, in one round trip per table."""
+    if not rows:
+        return []
+    if connection.vendor == "postgresql":
+        return _copy_many(rows)
+    messages = Message.objects.bulk_create([Message(**row) for row in rows])
+    MessageEvent.objects.bulk_create(
+        [event_new(m.pk, MessageEvent.Kind.STATUS, m.status, at=m.created_at) for m in messages]
+    )
+    return [m.pk for m in messages]
+
+
+@cache
+def _copy_layout() -> tuple[list, dict, list, str, str]:
+    """The message fields COPY writes after the id, each one's default already in its
+    database form, the positions in a row of the JSON ones, and the two COPY statements."""
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    defaults = {f.attname: f.get_db_prep_save(f.get_default(), connection) for f in fields}
+    json = [position for position, f in enumerate(fields, start=1) if isinstance(f, models.JSONField)]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in [Message._meta.pk.column, *(f.column for f in fields)])
+    event_columns = ", ".join(quote(c) for c in ("message_id", "kind", "status", "detail", "created_at"))
+    return (
+        [f.attname for f in fields],
+        defaults,
+        json,
+        f"COPY {quote(Message._meta.db_table)} ({columns}) FROM STDIN",
+        f"COPY {quote(MessageEvent._meta.db_table)} ({event_columns}) FROM STDIN",
+    )
+
+
+def _copy_many(rows: list[dict]) -> list[int]:
+    names, defaults, json, copy_messages, copy_events = _copy_layout()
+    detail = orjson.dumps({}).decode()
+    with connection.cursor() as cursor:
+        # Ascending as the sequence hands them out, so ids follow the batch's order.
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s) ORDER BY 1",
+            [Message._meta.db_table, len(rows)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        raw = cursor.cursor
+        with raw.copy(copy_messages) as copy:
+            for pk, row in zip(ids, rows, strict=True):
+                values = [pk, *(row[n] if n in row else defaults[n] for n in names)]
+                for position in json:
+                    if (name := names[position - 1]) in row:
+                        values[position] = orjson.dumps(row[name]).decode()
+                copy.write_row(values)
+        with raw.copy(copy_events) as copy:
+            for pk, row in zip(ids, rows, strict=True):
+                copy.write_row((pk, MessageEvent.Kind.STATUS.value, row["status"], detail, row["created_at"]))
+    return ids
