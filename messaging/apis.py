@@ -174,8 +174,10 @@ class BatchSendApi(APIView):
         description=(
             "Each item is validated on its own, as by the single-message endpoints. The valid ones are "
             "stored and queued together; the answer has one result per item, in order: the queued "
-            "message's id, or why the item was refused. 202 when at least one item was accepted; 400 "
-            "(with every item's errors under `fields`) when none was."
+            "message's id, or why the item was refused: `invalid_request` (its fields), "
+            "`sender_not_allowed`, or, as the single sends answer 403, `recipient_opted_out` (the number "
+            "opted out of that sender) and `recipient_suppressed` (a suppressed email address). 202 when "
+            "at least one item was accepted; 400 (with every item's errors under `fields`) when none was."
         ),
         request=BatchSendDocumentation,
         parameters=[IDEMPOTENCY_KEY_HEADER],
@@ -190,6 +192,10 @@ class BatchSendApi(APIView):
         sent = messages_send_batch(account=request.user, batch=[items[index] for index in valid])
         refusals = {index: _invalid(item) for index, item in enumerate(items) if isinstance(item, dict)}
         refusals |= {valid[position]: _not_owned(address) for position, address in sent.not_owned.items()}
+        refusals |= {
+            valid[position]: consent_error(reason, items[valid[position]])
+            for position, reason in sent.not_consented.items()
+        }
         if not sent.messages:
             fields = {
                 f"messages.{index}.{field}": errors

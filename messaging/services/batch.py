@@ -12,9 +12,9 @@ from django.utils import timezone
 from config import metrics
 from conversations.addresses import participant_pair
 from conversations.models import Account
-from conversations.selectors import account_owns_address
+from conversations.selectors import account_owns_address, optouts_among, suppressed_among
 from conversations.services import ThreadedMessage, conversations_add_messages
-from messaging.models import Message
+from messaging.models import FailureReason, Message
 from messaging.services.outbox import outbox_notify
 from messaging.services.sending import NewMessage, message_outbound_fields
 from messaging.services.storing import messages_store_many
@@ -39,21 +39,43 @@ class BatchSent:
 
     messages: dict[int, StoredMessage]  #: stored, queued (or scheduled)
     not_owned: dict[int, str]  #: refused: the account does not own this sender address
+    not_consented: dict[int, str]  #: refused: why its recipient may not get it (FailureReason)
 
 
 def messages_send_batch(*, account: Account, batch: list[NewMessage]) -> BatchSent:
-    """Store every message of `batch` whose sender the account owns as `queued` (or
-    `scheduled`, with a `send_at`), for the outbox relay to dispatch; refuse the others.
-    Nothing is stored when none is owned.
+    """Store every message of `batch` whose sender the account owns and whose recipient
+    may get it as `queued` (or `scheduled`, with a `send_at`), for the outbox relay to
+    dispatch; refuse the others, each for its reason. Nothing is stored when every one
+    is refused.
 
     As with one message: once this returns they are durable and will be sent even if
-    the broker is down now.
+    the broker is down now; and, as with one message, a number opted out of its sender
+    or a suppressed email address is refused (a later opt-out fails it at dispatch).
     """
     owned = {a: account_owns_address(account=account, address=a) for a in {new.from_address for new in batch}}
     not_owned = {index: new.from_address for index, new in enumerate(batch) if not owned[new.from_address]}
-    positions = [index for index in range(len(batch)) if index not in not_owned]
+    not_consented = _consent_refusals(account, {i: new for i, new in enumerate(batch) if i not in not_owned})
+    positions = [index for index in range(len(batch)) if index not in not_owned and index not in not_consented]
     messages = _store(account, [batch[index] for index in positions]) if positions else []
-    return BatchSent(messages=dict(zip(positions, messages, strict=True)), not_owned=not_owned)
+    return BatchSent(
+        messages=dict(zip(positions, messages, strict=True)), not_owned=not_owned, not_consented=not_consented
+    )
+
+
+def _consent_refusals(account: Account, batch: dict[int, NewMessage]) -> dict[int, str]:
+    """{position: why its recipient may not get it} (opted out of that sender, or a
+    suppressed email address): every recipient of the batch looked up in one query per
+    kind, not one per item."""
+    phones = {(account.pk, n.from_address, n.to_address) for n in batch.values() if n.type != Message.Type.EMAIL}
+    emails = {(account.pk, n.to_address) for n in batch.values() if n.type == Message.Type.EMAIL}
+    opted_out, suppressed = optouts_among(triples=phones), suppressed_among(pairs=emails)
+    refusals = {}
+    for index, new in batch.items():
+        if new.type == Message.Type.EMAIL and (account.pk, new.to_address) in suppressed:
+            refusals[index] = FailureReason.SUPPRESSED
+        elif new.type != Message.Type.EMAIL and (account.pk, new.from_address, new.to_address) in opted_out:
+            refusals[index] = FailureReason.OPTED_OUT
+    return refusals
 
 
 def _store(account: Account, batch: list[NewMessage]) -> list[StoredMessage]:

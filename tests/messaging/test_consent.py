@@ -2,6 +2,9 @@
 send to an opted-out number or a suppressed address is refused with nothing stored, and
 a message queued before the STOP fails instead of going out."""
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from conversations.models import Conversation, OptOut, Suppression
 from conversations.services import account_create, api_key_create, optout_add, suppression_add
 from messaging.models import Message
@@ -134,3 +137,73 @@ def test_consent_does_not_touch_inbound_messages(api):
     response = _inbound(api, "Hello again", "in-1")
 
     assert response.status_code == 201  # someone who opted out may still write to us
+
+
+def test_a_batch_refuses_opted_out_and_suppressed_recipients_per_item_and_sends_the_rest(api):
+    account = _as_account(api, US, "+12016669999", EMAIL["from"])
+    optout_add(account=account, sender=US, address=THEM, source="api")
+    suppression_add(account=account, address=EMAIL["to"], reason=Suppression.Reason.BOUNCE)
+    email = EMAIL | {"type": "email"}
+    items = [
+        SMS,  # opted out of US
+        SMS | {"from": "+12016669999"},  # an opt-out is per sender: this one may write
+        email | {"to": EMAIL["to"].upper()},  # suppressed, whatever its spelling
+        SMS | {"to": "+18045550002"},
+        email | {"to": "someone.else@example.com"},
+        SMS | {"type": "mms", "attachments": ["https://example.com/a.png"]},  # an MMS too
+    ]
+    singles = [api.post("/api/messages/sms", SMS, format="json"), api.post("/api/messages/email", EMAIL, format="json")]
+
+    response = api.post("/api/messages/batch", {"messages": items}, format="json")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (3, 3)
+    results = body["results"]
+    assert [r.get("error", {}).get("code") for r in results] == [
+        "recipient_opted_out",
+        None,
+        "recipient_suppressed",
+        None,
+        None,
+        "recipient_opted_out",
+    ]
+    # The same code, message and fields as the single send's 403.
+    assert results[0]["error"] == singles[0].json()["error"]
+    assert results[2]["error"] == singles[1].json()["error"]
+    assert set(Message.objects.values_list("to_address", "from_address")) == {
+        (THEM, "+12016669999"),
+        ("+18045550002", US),
+        ("someone.else@example.com", EMAIL["from"]),
+    }
+    assert not Conversation.objects.filter(participant_b__in=[EMAIL["to"]]).exists()
+
+
+def test_a_batch_looks_up_consent_once_per_kind_not_per_item(api):
+    account = _as_account(api, US, EMAIL["from"])
+    optout_add(account=account, sender=US, address="+18045550007", source="api")
+    items = [SMS | {"to": f"+1804555{i:04d}"} for i in range(100)]
+    items += [EMAIL | {"type": "email", "to": f"r{i}@example.com"} for i in range(100)]
+
+    with CaptureQueriesContext(connection) as queries:
+        body = api.post("/api/messages/batch", {"messages": items}, format="json").json()
+
+    assert (body["accepted"], body["rejected"]) == (199, 1)
+    assert body["results"][7]["error"]["code"] == "recipient_opted_out"
+    tables = ('FROM "conversations_optout"', 'FROM "conversations_suppression"')
+    consent = [q["sql"] for q in queries if any(table in q["sql"] for table in tables)]
+    assert len(consent) == 2, consent
+
+
+def test_a_batch_whose_every_recipient_said_stop_is_a_400_naming_each(api):
+    account = _as_account(api, US)
+    optout_add(account=account, sender=US, address=THEM, source="api")
+
+    response = api.post("/api/messages/batch", {"messages": [SMS, SMS]}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "messages.0.to": ["opted out of messages from this sender"],
+        "messages.1.to": ["opted out of messages from this sender"],
+    }
+    assert not Message.objects.exists() and not Conversation.objects.exists()
