@@ -6,7 +6,7 @@ from messaging.models import Message
 from providers.breaker import BreakerState, CircuitBreaker
 from tests.factories import SMS
 
-COOLDOWN = 1.0
+COOLDOWN = 3.0
 
 
 @pytest.fixture
