@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help setup setup-dev run test lint format migrate worker beat web bench clean
+.PHONY: help setup setup-dev run test lint format migrate worker beat web bench cluster clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ beat: setup ## Run only Celery beat (the sweeps)
 
 bench: ## Measure the production shape under load (~10 min; installs wrk); writes docs/performance.md
 	@bench/run.sh
+
+cluster: ## As root: web, worker, beat, sandbox, PostgreSQL, Redis, HAProxy as hosts in network namespaces; scale-out and faults measured (~6 min)
+	@bench/cluster/run.sh
 
 clean: ## Remove var/ (the local database, broker and caches) and the venv
 	rm -rf var .venv .pytest_cache .ruff_cache

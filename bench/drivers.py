@@ -14,8 +14,10 @@ from bench.options import LUA, OUT, RECIPIENTS, SENDER, WEBHOOK_SECRET
 from bench.processes import run
 
 
-def wrk(script: str, connections: int, duration: int, *, port: int, threads: int, env: dict) -> dict:
-    """One wrk run; the script prints its results as one BENCH_JSON line."""
+def wrk(
+    script: str, connections: int, duration: int, *, port: int, threads: int, env: dict, host: str = "127.0.0.1"
+) -> dict:
+    """One wrk run against host:port; the script prints its results as one BENCH_JSON line."""
     environment = os.environ | {
         "BENCH_LUA": str(LUA),
         "BENCH_SENDER": SENDER,
@@ -24,7 +26,7 @@ def wrk(script: str, connections: int, duration: int, *, port: int, threads: int
     }
     environment |= {k: str(v) for k, v in env.items()}
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s"]
-    command += ["-s", str(LUA / script), f"http://127.0.0.1:{port}"]
+    command += ["-s", str(LUA / script), f"http://{host}:{port}"]
     out = run(command, env=environment, timeout=duration + 60)
     match = re.search(r"^BENCH_JSON (.*)$", out, re.MULTILINE)
     if not match:

@@ -104,16 +104,17 @@ class Processes:
     """Children in their own process groups, stopped group by group, pids on disk so the
     shell wrapper can stop them too if this process is killed outright."""
 
-    def __init__(self, pidfile: Path):
+    def __init__(self, pidfile: Path, out: Path = OUT):
         self.pidfile = pidfile
+        self.out = out  # logs and control sockets
         self.running: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
         if command[0].endswith("gunicorn"):
             # gunicorn 27 binds one control socket per user (~/.gunicorn/gunicorn.ctl) by
             # default: a second server on the host would take over the first's.
-            command = [*command, "--control-socket", str(OUT / f"{name}.ctl")]
-        logfile = open(OUT / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
+            command = [*command, "--control-socket", str(self.out / f"{name}.ctl")]
+        logfile = open(self.out / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -147,6 +148,49 @@ class Processes:
         self.pidfile.write_text("".join(f"{p.pid}\n" for p in self.running.values()))
 
 
+def production_env(
+    *,
+    secret_key: str,
+    database_url: str,
+    cache_url: str,
+    broker_url: str,
+    sandbox_base_url: str,
+    public_base_url: str,
+    latency_ms: int,
+    var_dir: Path,
+    allowed_hosts: str = "127.0.0.1,localhost",
+) -> dict:
+    """The environment of a production process pointed at the given servers, with the
+    provider sandbox on and the rate limits out of a load test's way."""
+    # The caller's own DB_/WEB_/... settings would change the shape being measured.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DB_", "WEB_", "WORKER_", "SANDBOX_", "PROVIDER", "BENCH_CEILING", "PROMETHEUS_"))
+    }
+    return env | {
+        "APP_ENV": "production",
+        "SECRET_KEY": secret_key,
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": allowed_hosts,
+        "SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": cache_url,
+        "CELERY_BROKER_URL": broker_url,
+        "PROVIDER_SANDBOX": "true",
+        "SANDBOX_BASE_URL": sandbox_base_url,
+        "PUBLIC_BASE_URL": public_base_url,
+        "SANDBOX_LATENCY_MS": str(latency_ms),
+        "WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        "VAR_DIR": str(var_dir),
+        "LOG_LEVEL": "WARNING",
+        # Limits meant for clients, not for a load test from one address.
+        "RATE_LIMIT_REQUESTS": "1000000000",
+        "RATE_LIMIT_WEBHOOK_REQUESTS": "1000000000",
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+    }
+
+
 class Services:
     """The application as production runs it: its environment, its servers, its worker."""
 
@@ -158,33 +202,16 @@ class Services:
         self.secret_key = secrets.token_urlsafe(48)
 
     def env(self, **extra) -> dict:
-        # The caller's own DB_/WEB_/... settings would change the shape being measured.
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("DB_", "WEB_", "WORKER_", "SANDBOX_", "PROVIDER", "BENCH_CEILING"))
-        }
-        env |= {
-            "APP_ENV": "production",
-            "SECRET_KEY": self.secret_key,
-            "DEBUG": "false",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "false",
-            "DATABASE_URL": self.c.database_url,
-            "REDIS_URL": self.c.cache_url,
-            "CELERY_BROKER_URL": self.c.broker_url,
-            "PROVIDER_SANDBOX": "true",
-            "SANDBOX_BASE_URL": f"http://127.0.0.1:{self.sandbox_port}/sandbox",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{self.web_port}",
-            "SANDBOX_LATENCY_MS": str(self.c.latency_ms),
-            "WEBHOOK_SECRETS": WEBHOOK_SECRET,
-            "VAR_DIR": str(OUT / "var"),
-            "LOG_LEVEL": "WARNING",
-            # Limits meant for clients, not for a load test from one address.
-            "RATE_LIMIT_REQUESTS": "1000000000",
-            "RATE_LIMIT_WEBHOOK_REQUESTS": "1000000000",
-            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-        }
+        env = production_env(
+            secret_key=self.secret_key,
+            database_url=self.c.database_url,
+            cache_url=self.c.cache_url,
+            broker_url=self.c.broker_url,
+            sandbox_base_url=f"http://127.0.0.1:{self.sandbox_port}/sandbox",
+            public_base_url=f"http://127.0.0.1:{self.web_port}",
+            latency_ms=self.c.latency_ms,
+            var_dir=OUT / "var",
+        )
         return env | {k: str(v) for k, v in extra.items()}
 
     # -- one-off commands --

@@ -89,9 +89,15 @@ def _worker_started(sender=None, **kwargs) -> None:
         tracing.tracing_setup(service="worker")  # threads, gevent, solo: tasks run in this process
 
 
+@signals.beat_init.connect
+def _beat_started(sender=None, **kwargs) -> None:
+    _serve_metrics()
+
+
 def _serve_metrics() -> None:
-    """METRICS_PORT: this worker serves /metrics itself (its pool processes' counters
-    and the scrape-time gauges), for when the web is on another machine or container."""
+    """METRICS_PORT: this worker (or beat) serves /metrics itself (the counters of this
+    machine's processes and, unless METRICS_STATE_GAUGES is off, the scrape-time gauges),
+    for when the web is on another machine or container."""
     port = os.environ.get("METRICS_PORT")
     if not port:
         return

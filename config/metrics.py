@@ -9,9 +9,11 @@ exits and `/metrics` on the web sees the worker's counts when they share a machi
 
 Gauges of state (queue depth, outstanding messages, breaker states) are not kept by any
 process: `StateCollector` reads them from the broker, the message table and the cache
-when Prometheus scrapes. A Celery worker can also serve its own `/metrics` on
+when Prometheus scrapes. A Celery worker and beat can also serve their own `/metrics` on
 METRICS_PORT (config/celery.py), and gunicorn's master can too (config/gunicorn.py),
-for deployments where processes do not share a folder (containers, machines).
+for deployments where processes do not share a folder (containers, machines). Those
+gauges describe the cluster, not a host: with METRICS_STATE_GAUGES off everywhere but
+one place (beat's exporter), a sum over hosts counts each queue once.
 """
 
 import logging
@@ -279,19 +281,29 @@ def multiprocess_dir() -> str:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 
+def state_gauges_here() -> bool:
+    """Whether this process serves the scrape-time gauges (METRICS_STATE_GAUGES). They
+    describe the whole cluster, not a host: on many hosts, one place serves them (beat),
+    so a sum over hosts does not count a backlog once per host."""
+    from django.conf import settings
+
+    return settings.METRICS_STATE_GAUGES
+
+
 def registry_for_scrape(*, with_state: bool, own_connection: bool = False) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir():
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_Local())
-    if with_state:
+    if with_state and state_gauges_here():
         registry.register(StateCollector(own_connection=own_connection))
     return registry
 
 
 def metrics_view(request):
-    """GET /metrics: every process's counters on this machine, and the state gauges.
+    """GET /metrics: every process's counters on this machine, and the state gauges
+    unless METRICS_STATE_GAUGES is off.
 
     Behind `Authorization: Bearer <METRICS_TOKEN>` when that is set, and always in
     production: the counters name accounts and reveal traffic. Production without a

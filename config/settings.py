@@ -135,6 +135,11 @@ else:
     _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=300))
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+if _db["ENGINE"] == "config.postgresql" and (_idle := env.int("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", default=60)):
+    # A transaction left open by a client that vanished (a cut link, a frozen machine)
+    # keeps its row locks until TCP gives up, many minutes later, and every send to that
+    # conversation waits behind it: PostgreSQL ends such a session after this long.
+    _db["OPTIONS"]["options"] = f"-c idle_in_transaction_session_timeout={_idle * 1000}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits, circuit breakers, idempotency locks) --------------------------
@@ -214,6 +219,10 @@ CELERY_DB_REUSE_MAX = 1_000_000
 # --- Messaging ------------------------------------------------------------------------
 # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set; production refuses it without one.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# The queue depth, backlog and breaker gauges read at scrape time: served by the web's
+# /metrics and every METRICS_PORT exporter unless off. On many hosts turn them off
+# everywhere but one place (beat), so summing over hosts counts each queue once.
+METRICS_STATE_GAUGES = env.bool("METRICS_STATE_GAUGES", default=True)
 PROVIDER_SANDBOX = env.bool("PROVIDER_SANDBOX", default=not IS_PRODUCTION)
 if PROVIDER_SANDBOX:
     # A test double with a table of its own: installed (and migrated) only where it is on.
@@ -312,7 +321,10 @@ CONTACT_MAX_ADDRESSES = 20  # phone numbers, and email addresses, per contact
 MAX_BATCH_REQUEST_BYTES = env.int("MAX_BATCH_REQUEST_BYTES", default=4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAX_REQUEST_BYTES, MAX_BATCH_REQUEST_BYTES)
 
-# Where providers send status callbacks: this service's public base URL.
+# Where providers send status callbacks: this service's public base URL (behind a load
+# balancer, its address). A machine cannot guess it, so production must be told.
+if IS_PRODUCTION and not env("PUBLIC_BASE_URL", default=""):
+    raise ImproperlyConfigured("production needs PUBLIC_BASE_URL: where providers reach this service (its balancer)")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8080)}").rstrip("/")
 SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default=f"{PUBLIC_BASE_URL}/sandbox").rstrip("/")
 
@@ -430,7 +442,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Static files, i18n, security -----------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Beside the code, not under VAR_DIR: collectstatic is a build step of the code (the
+# Docker image, bin/start.sh), and every machine running that code serves the same files,
+# whatever its own VAR_DIR.
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -52,3 +52,21 @@ def test_a_connection_the_server_dropped_is_replaced_before_the_next_query():
         new_pid = cursor.fetchone()[0]
 
     assert new_pid != pid
+
+
+def test_a_transaction_left_idle_is_ended_by_the_server_and_its_locks_freed():
+    """A client that vanished mid-transaction (its link cut) must not hold row locks
+    until TCP gives up: the settings ask PostgreSQL to end the session."""
+    assert "idle_in_transaction_session_timeout=60000" in connection.get_connection_params()["options"]
+    params = connection.get_connection_params() | {"options": "-c idle_in_transaction_session_timeout=500"}
+    vanished = psycopg.connect(**params)
+    vanished.execute("SELECT pg_advisory_xact_lock(4215)")  # a lock held inside a transaction
+
+    time.sleep(1.5)
+
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        assert other.execute("SELECT pg_try_advisory_lock(4215)").fetchone()[0] is True
+    # The server's goodbye, or the closed socket if that was read first.
+    with pytest.raises((psycopg.errors.IdleInTransactionSessionTimeout, psycopg.OperationalError)):
+        vanished.execute("SELECT 1")
+    vanished.close()

@@ -16,6 +16,7 @@ GOOD_SECRET = secrets.token_urlsafe(50)
 def _run(args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
     environment |= {"APP_ENV": "production", "VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    environment |= {"PUBLIC_BASE_URL": "https://messaging.example.com"}
     environment |= env
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True)
 
@@ -55,6 +56,7 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
         ({"SECRET_KEY": "a" * 60}, "SECRET_KEY"),
         ({"SECRET_KEY": GOOD_SECRET, "DEBUG": "true"}, "DEBUG"),
+        ({"SECRET_KEY": GOOD_SECRET, "PUBLIC_BASE_URL": ""}, "PUBLIC_BASE_URL"),
     ],
 )
 def test_production_refuses_to_start_with_unsafe_settings(tmp_path, env, complaint):
@@ -103,3 +105,12 @@ def test_responses_carry_the_security_headers(client, db, path):
 
 def test_api_answers_are_never_cached(client, db):
     assert client.get("/api/conversations")["Cache-Control"] == "no-store"
+
+
+def test_static_files_live_beside_the_code_whatever_each_machine_var_dir(tmp_path):
+    """collectstatic is a build step of the code: machines with their own VAR_DIR serve
+    the same files, none of them from a folder that only one machine filled."""
+    show = "import django; django.setup(); from django.conf import settings; print(settings.STATIC_ROOT)"
+    roots = {_run(["-c", show], tmp_path / name, SECRET_KEY=GOOD_SECRET).stdout.strip() for name in ("a", "b")}
+
+    assert roots == {str(ROOT / "staticfiles")}

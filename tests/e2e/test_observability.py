@@ -3,13 +3,16 @@ worker's own exporter move, and one request id follows a send from the API reque
 the provider call in the worker's logs."""
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 import requests
 
-from tests.e2e.conftest import Worker, free_port, post, wait_final
+from tests.e2e.conftest import BASE_DIR, Worker, free_port, post, wait_final
 from tests.factories import EMAIL, SMS
-from tests.metrics_helpers import scrape, value
+from tests.metrics_helpers import samples, scrape, value
 
 pytestmark = pytest.mark.e2e
 
@@ -104,3 +107,68 @@ def test_one_send_is_followed_from_request_to_provider_by_its_ids(e2e, json_logs
     )
     everything = json.dumps(web) + worker.log.read_text()
     assert SMS["to"] not in everything and SMS["from"] not in everything  # no number in the clear
+
+
+def test_on_separate_hosts_each_reports_its_own_counters_and_only_beat_the_queue_gauges(e2e, settings, tmp_path):
+    """Machines that share no folder: the worker's exporter counts its tasks and the
+    web's /metrics does not; the queue and backlog gauges come from beat's exporter
+    alone (METRICS_STATE_GAUGES off elsewhere), so a sum over hosts counts them once."""
+    settings.METRICS_STATE_GAUGES = False  # the web (this live server)
+    worker_port, beat_port = free_port(), free_port()
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "beat").mkdir()
+    worker = Worker(
+        e2e.url,
+        METRICS_PORT=str(worker_port),
+        METRICS_ADDR="127.0.0.1",
+        METRICS_STATE_GAUGES="false",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker"),
+    ).start()
+    beat_env = worker.env | {
+        "METRICS_PORT": str(beat_port),
+        "METRICS_STATE_GAUGES": "true",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "beat"),
+    }
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "WARNING", "-s", str(tmp_path / "schedule")],
+        cwd=BASE_DIR,
+        env=beat_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    web_url, worker_url = f"{e2e.url}/metrics", f"http://127.0.0.1:{worker_port}/metrics"
+    try:
+        web_before = scrape(web_url)
+        message_id = post(e2e, "/api/messages/sms", SMS)["id"]
+        wait_final([message_id], timeout=60)
+        web_after, on_worker = scrape(web_url), scrape(worker_url)
+        on_beat = _scrape_when_up(f"http://127.0.0.1:{beat_port}/metrics")
+    finally:
+        beat.terminate()
+        beat.wait(20)
+        worker.stop()
+
+    def moved(name, **labels):
+        return value(web_after, name, **labels) - value(web_before, name, **labels)
+
+    assert value(on_worker, "provider_requests_total", operation="send") == 1
+    assert value(on_worker, "messages_total", direction="outbound", status="sent") == 1
+    assert moved("provider_requests_total", operation="send") == 0  # the worker's, not the web's
+    assert moved("messages_total", direction="outbound", status="queued") == 1  # the web's own
+    gauges = ("queue_depth", "messages_outstanding", "circuit_breaker_state")
+    assert [g for g in gauges if g in web_after or g in on_worker] == []
+    assert value(on_beat, "metrics_source_up", source="broker") == 1
+    assert {dict(labels)["queue"] for name, labels in samples(on_beat) if name == "queue_depth"} >= {"sms", "email"}
+    assert value(on_beat, "messages_outstanding", status="sending") == 0
+
+
+def _scrape_when_up(url: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return scrape(url)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
