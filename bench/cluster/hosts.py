@@ -50,7 +50,8 @@ class Cluster:
         self.api_key = ""
 
     def close(self) -> None:
-        self.procs.stop_all()
+        for name in reversed(list(self.procs.running)):  # the application, then its servers
+            self.procs.stop(name)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- environments --
@@ -179,7 +180,8 @@ class Cluster:
         lb, folder = HOSTS["lb"], self.host_dir("lb")
         self.haproxy_socket = folder / "haproxy.sock"
         servers = "\n".join(
-            f"    server {name} {address(name)}:{WEB_PORT} check inter 1s fall 2 rise 2" for name in ("web1", "web2")
+            f"    server {name} {address(name)}:{WEB_PORT} check maxconn {self.web_concurrency}"
+            for name in ("web1", "web2")
         )
         (folder / "haproxy.cfg").write_text(
             HAPROXY_CONFIG.format(socket=self.haproxy_socket, bind=f"{lb.address}:{LB_PORT}", servers=servers)
@@ -222,6 +224,12 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
+    # Requests beyond what the webs' sync workers take at once wait here, not in a
+    # web's listen queue, so a web that stalls (a cut link) is given no more.
+    timeout queue 30s
+    # /health waits behind requests a slow database holds up: a second is not dead.
+    timeout check 5s
+    default-server inter 1s fall 3 rise 2
     # A connection refused or cut before the request reached a web is tried on another.
     retries 2
     option redispatch

@@ -76,13 +76,14 @@ def groups(cluster: Cluster) -> dict[str, int]:
     return {name: process.pid for name, process in cluster.procs.running.items()}
 
 
-def host_cpu(used: dict[str, float], seconds: float) -> dict[str, float]:
-    """Cores used per host over `seconds` (db: PostgreSQL and Redis together)."""
+def host_cpu(before, after, seconds: float) -> dict[str, float]:
+    """Cores used per host over `seconds`: each server's process group; PostgreSQL's
+    backends (each its own session) as the db host's, found in its namespace."""
+    used = cpu_used(before, after, postgres_pids=set(net.host_pids(HOSTS["db"])))
+    used.pop("redis")  # Redis servers outside the cluster; ours is a process group
     hosts: dict[str, float] = {}
     for name, value in used.items():
-        if name in {"postgres", "redis"}:
-            continue  # counted by process group, as the db host's
-        host = name.split("-")[0]
+        host = "db" if name == "postgres" else name.split("-")[0]
         hosts[host] = hosts.get(host, 0.0) + value / seconds
     return {host: round(cores, 2) for host, cores in sorted(hosts.items())}
 
@@ -110,7 +111,7 @@ def shape(cluster: Cluster, webs: int, workers: int) -> dict:
         threads=2,
         env={"BENCH_API_KEY": cluster.api_key},
     )
-    send_cpu = host_cpu(cpu_used(before, cpu_sample(groups(cluster))), run["seconds"])
+    send_cpu = host_cpu(before, cpu_sample(groups(cluster)), run["seconds"])
     send_machine = machine.used()
     backlog = undone(cluster)
     log(f"  {run['ok_per_s']}/s accepted ({run['failed']} failed); draining {backlog} with {workers} worker host(s)")
@@ -131,7 +132,7 @@ def shape(cluster: Cluster, webs: int, workers: int) -> dict:
     if first is None or last is None:
         raise RuntimeError(f"the backlog did not drain ({undone(cluster)} left)")
     seconds = max(last[0] - first[0], 0.25)
-    drain_cpu = host_cpu(cpu_used(before, cpu_sample(groups(cluster))), seconds)
+    drain_cpu = host_cpu(before, cpu_sample(groups(cluster)), seconds)
     drain_machine = machine.used()
     for name in names:
         cluster.stop(name)
@@ -305,6 +306,14 @@ def metrics(cluster: Cluster, stored: int) -> dict:
 # --- The report -----------------------------------------------------------------------
 
 
+def cpu_cell(hosts: dict[str, float], machine: dict) -> str:
+    """Each host's cores, then what the rest of the machine used meanwhile (the load
+    generator, and anything else running on the machine)."""
+    ours = ", ".join(f"{h} {c}" for h, c in hosts.items() if c >= 0.05)
+    rest = max(machine["cores_busy"] - sum(hosts.values()), 0)
+    return f"{ours}; rest {rest:.2f} (machine {machine['cores_busy']} busy)"
+
+
 def table(results: Results) -> str:
     lines = []
     if results.shapes:
@@ -313,12 +322,10 @@ def table(results: Results) -> str:
             "|---|---|---|---|---|---|",
         ]
         for s in results.shapes:
-            send = ", ".join(f"{h} {c}" for h, c in s["send_cpu"].items() if c >= 0.05)
-            drain = ", ".join(f"{h} {c}" for h, c in s["drain_cpu"].items() if c >= 0.05)
             lines.append(
                 f"| {s['webs']} web + {s['workers']} worker | {s['sends_per_s']} | {s['p95_ms']:.0f} | "
-                f"{s['drain_per_s']} | {send}; machine {s['send_machine']['cores_busy']} | "
-                f"{drain}; machine {s['drain_machine']['cores_busy']} |"
+                f"{s['drain_per_s']} | {cpu_cell(s['send_cpu'], s['send_machine'])} | "
+                f"{cpu_cell(s['drain_cpu'], s['drain_machine'])} |"
             )
         if len(results.shapes) == 2:
             one, two = results.shapes
@@ -333,7 +340,7 @@ def table(results: Results) -> str:
             "",
             f"faults under load ({f['sent']} messages at {FAULT_RATE:g}/s): " + "; ".join(f["injected"]),
             "",
-            "| accepted | stored | lost | duplicated | stuck after sweep | HAProxy errors | driver errors |",
+            "| accepted | stored (run) | lost | duplicated | stuck after sweep | HAProxy errors | driver errors |",
             "|---|---|---|---|---|---|---|",
             f"| {f['accepted']} | {f['stored']} | {f['lost']} | {f['duplicated']} | {f['stuck']} | "
             f"{', '.join(f'{k} {v}' for k, v in f['haproxy'].items() if v) or 'none'} | "
