@@ -5,6 +5,7 @@ conversation is keyed by the sorted pair of normalised addresses, so A->B and B-
 SMS and MMS between the same numbers, land in one thread.
 """
 
+import functools
 from enum import StrEnum
 
 import phonenumbers
@@ -24,6 +25,16 @@ def normalize_phone(value: str) -> str:
     value = value.strip()
     if not value.startswith("+"):
         raise ValidationError("must be an E.164 phone number starting with + and a country code")
+    return _e164(value)
+
+
+# Parsing and validating a number against its region's metadata costs about 30 us, a third
+# of a batch item's web CPU (docs/performance.md); an account writes to the same numbers
+# again and again (its senders on every send, its contacts on every campaign), so the
+# answers for the most recent numbers are kept, about 7 MB per process. Only valid
+# numbers are kept: an exception is never cached, so a wrong number is refused afresh.
+@functools.lru_cache(maxsize=32_768)
+def _e164(value: str) -> str:
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:

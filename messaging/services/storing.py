@@ -12,6 +12,7 @@ conversations' own `conversation_add_message` is the same logic for other databa
 """
 
 from functools import cache
+from operator import itemgetter
 
 import orjson
 import psycopg
@@ -283,26 +284,35 @@ def messages_store_many(*, rows: list[dict]) -> list[int]:
 
 
 @cache
-def _copy_layout() -> tuple[list, dict, list, str, str]:
-    """The message fields COPY writes after the id, each one's default already in its
-    database form, the positions in a row of the JSON ones, and the two COPY statements."""
+def _copy_layout(given: frozenset[str]) -> tuple[itemgetter, tuple, tuple[int, ...], str]:
+    """How rows that give the Message fields `given` are copied: what reads those from a
+    row, the others' defaults in their database form, where the JSON ones sit among the
+    given, and the COPY statement (the id, the given fields, the defaulted ones)."""
     fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
-    defaults = {f.attname: f.get_db_prep_save(f.get_default(), connection) for f in fields}
-    json = [position for position, f in enumerate(fields, start=1) if isinstance(f, models.JSONField)]
+    if unknown := given - {f.attname for f in fields}:
+        raise TypeError(f"not fields of a message: {', '.join(sorted(unknown))}")
+    named = [f for f in fields if f.attname in given]
+    defaulted = [f for f in fields if f.attname not in given]
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(c) for c in [Message._meta.pk.column, *(f.column for f in fields)])
-    event_columns = ", ".join(quote(c) for c in ("message_id", "kind", "status", "detail", "created_at"))
+    columns = ", ".join(quote(f.column) for f in [Message._meta.pk, *named, *defaulted])
     return (
-        [f.attname for f in fields],
-        defaults,
-        json,
+        itemgetter(*(f.attname for f in named)),
+        tuple(f.get_db_prep_save(f.get_default(), connection) for f in defaulted),
+        tuple(i for i, f in enumerate(named) if isinstance(f, models.JSONField)),
         f"COPY {quote(Message._meta.db_table)} ({columns}) FROM STDIN",
-        f"COPY {quote(MessageEvent._meta.db_table)} ({event_columns}) FROM STDIN",
     )
 
 
+@cache
+def _copy_events() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in ("message_id", "kind", "status", "detail", "created_at"))
+    return f"COPY {quote(MessageEvent._meta.db_table)} ({columns}) FROM STDIN"
+
+
 def _copy_many(rows: list[dict]) -> list[int]:
-    names, defaults, json, copy_messages, copy_events = _copy_layout()
+    given = rows[0].keys()
+    read, defaults, json, copy_messages = _copy_layout(frozenset(given))
     detail = orjson.dumps({}).decode()
     with connection.cursor() as cursor:
         # Ascending as the sequence hands them out, so ids follow the batch's order.
@@ -314,12 +324,13 @@ def _copy_many(rows: list[dict]) -> list[int]:
         raw = cursor.cursor
         with raw.copy(copy_messages) as copy:
             for pk, row in zip(ids, rows, strict=True):
-                values = [pk, *(row[n] if n in row else defaults[n] for n in names)]
+                if row.keys() != given:
+                    raise TypeError("every row of a batch gives the same fields")
+                values = list(read(row))
                 for position in json:
-                    if (name := names[position - 1]) in row:
-                        values[position] = orjson.dumps(row[name]).decode()
-                copy.write_row(values)
-        with raw.copy(copy_events) as copy:
+                    values[position] = orjson.dumps(values[position]).decode()
+                copy.write_row((pk, *values, *defaults))
+        with raw.copy(_copy_events()) as copy:
             for pk, row in zip(ids, rows, strict=True):
                 copy.write_row((pk, MessageEvent.Kind.STATUS.value, row["status"], detail, row["created_at"]))
     return ids

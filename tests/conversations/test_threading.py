@@ -124,3 +124,11 @@ def test_two_threads_with_one_contact_address_share_the_contact(api):
     assert len(conversations) == 2
     assert len({c.contact_id for c in conversations.values()}) == 1
     assert None not in {c.contact_id for c in conversations.values()}
+
+
+def test_a_number_normalised_again_answers_the_same_and_a_wrong_one_stays_refused():
+    # Normalisations are kept per process (conversations/addresses.py); refusals are not.
+    assert normalize_phone(" +1 (804) 555-1234") == normalize_phone("+18045551234") == "+18045551234"
+    for _ in range(2):
+        with pytest.raises(ValidationError, match="not a valid phone number"):
+            normalize_phone("+1555")
