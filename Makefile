@@ -35,7 +35,7 @@ web: setup ## Run only the web server (gunicorn)
 	.venv/bin/gunicorn -c config/gunicorn.py config.wsgi:application
 
 worker: setup ## Run only a Celery worker on every queue
-	.venv/bin/celery -A config worker -Q sms,mms,email,voice,maintenance,sandbox --pool $${WORKER_POOL:-prefork} \
+	.venv/bin/celery -A config worker -Q sms,mms,email,voice,maintenance,sandbox,webhooks --pool $${WORKER_POOL:-prefork} \
 		--concurrency $${WORKER_CONCURRENCY:-2} --without-mingle --without-gossip -l INFO
 
 beat: setup ## Run only Celery beat (the sweeps)

@@ -298,6 +298,40 @@ if PROVIDER_SANDBOX:
         "schedule": 10.0,
         "options": {"queue": "sandbox", "expires": 10.0},
     }
+# Event webhooks to our API consumers (docs/webhooks.md). Endpoint URLs must be https
+# unless WEBHOOK_ALLOW_HTTP, and may not reach loopback, private, link-local or reserved
+# addresses (checked at registration and again at every delivery, after DNS) unless
+# WEBHOOK_ALLOW_PRIVATE_URLS: both allowed in local, so the sandbox and tests work.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=not IS_PRODUCTION)
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=not IS_PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# The waits after each failed try, in seconds (jittered by +-20%): about three days in all.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = [
+    float(s)
+    for s in env.list(
+        "WEBHOOK_RETRY_SCHEDULE_SECONDS",
+        default=["5", "300", "1800", "7200", "18000", "36000", "36000", "86400", "86400"],
+    )
+]
+# A wait up to this long is a Celery countdown; a longer one lives in the database and the
+# sweep publishes it when due (as dispatch retries do).
+WEBHOOK_COUNTDOWN_MAX_SECONDS = env.float("WEBHOOK_COUNTDOWN_MAX_SECONDS", default=60.0)
+# A due delivery (or fan-out) no worker took this long after it was published is
+# published again by the sweep: its task was lost (a broker restart, a killed worker).
+WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", default=60.0)
+WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=5.0)
+# An endpoint failing every try for this long is disabled, with the reason recorded.
+WEBHOOK_DISABLE_AFTER_SECONDS = env.float("WEBHOOK_DISABLE_AFTER_SECONDS", default=5 * 86400.0)
+# How long a rotated-out secret keeps signing beside the new one, by default.
+WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 3600)
+# How often a process checks whether any endpoint changed (one cache read), so that
+# deciding whether a change is worth an event costs a send nothing in between.
+WEBHOOK_SUBSCRIPTIONS_RECHECK_SECONDS = env.float("WEBHOOK_SUBSCRIPTIONS_RECHECK_SECONDS", default=1.0)
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.tasks.webhooks_sweep",
+    "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,
+    "options": {"queue": "webhooks", "expires": WEBHOOK_SWEEP_INTERVAL_SECONDS * 2},
+}
 # What an account's numbers answer to the SMS keywords (conversations/keywords.py) when
 # the account set no answer of its own (Account.optout_reply, ...); Twilio's wording.
 CONSENT_REPLIES = {
@@ -435,6 +469,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MessageTypeEnum": "messaging.models.Message.Type",
         "PhoneMessageTypeEnum": ["sms", "mms"],
+        "MessageStatusEnum": "messaging.models.Message.Status",
+        "DeliveryStatusEnum": "webhooks.models.Delivery.Status",
     },
     # config.urls.IdConverter: path ids are integers, so generated clients type them so.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},

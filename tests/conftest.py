@@ -17,8 +17,9 @@ from config.logs import formatter_for
 from conversations.selectors import recent_reads_forget
 from providers import registry
 from tests.sandbox_harness import InProcessSandbox
+from webhooks.events import subscriptions
 
-QUEUES = "sms,mms,email,voice,maintenance,sandbox"
+QUEUES = "sms,mms,email,voice,maintenance,sandbox,webhooks"
 
 
 def pytest_sessionstart(session):
@@ -49,6 +50,7 @@ def _fresh_cache():
     """Rate limits, breakers, sandbox counters and remembered keys and senders start
     from nothing in every test."""
     cache.clear()
+    subscriptions.forget()
     registry.reset()
     recent_reads_forget()
     yield

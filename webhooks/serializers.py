@@ -1,17 +1,20 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from config.events import EventType
 from messaging.fields import (
     AttachmentsField,
     EmailAddressField,
     FromFieldMixin,
     PhoneField,
+    StrictBooleanField,
     StringField,
     check_email_message,
     check_phone_message,
 )
 from messaging.serializers import EMAIL_MAX_BODY
 from messaging.services import ReceivedMessage
+from webhooks.models import Delivery, WebhookEndpoint
 
 SMS_PROVIDER = "messaging_provider"
 EMAIL_PROVIDER = "xillio"
@@ -75,3 +78,110 @@ class EmailWebhookSerializer(FromFieldMixin, serializers.Serializer):
 class WebhookAckSerializer(serializers.Serializer):
     status = serializers.CharField()
     detail = serializers.CharField(required=False)
+
+
+# --- Consumers' webhook endpoints (docs/webhooks.md) -----------------------------------
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=[t.value for t in EventType]),
+        help_text="The event types it gets; empty: every type.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "url",
+            "event_types",
+            "enabled",
+            "description",
+            "disabled_reason",
+            "disabled_at",
+            "failing_since",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class WebhookEndpointSecretSerializer(WebhookEndpointSerializer):
+    """The endpoint with its signing secret: shown only when it is made or rotated."""
+
+    secret = serializers.CharField(help_text="whsec_…: verify each delivery with it. Shown only this once.")
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="Until then the previous secret signs too (after a rotation)."
+    )
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = [*WebhookEndpointSerializer.Meta.fields, "secret", "previous_secret_expires_at"]
+
+
+class WebhookEndpointWriteSerializer(serializers.Serializer):
+    url = StringField(max_length=2000, help_text="https (http only in local development).")
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=[t.value for t in EventType]),
+        required=False,
+        default=list,
+        max_length=len(EventType),
+        help_text="The event types it gets; empty or absent: every type.",
+    )
+    enabled = StrictBooleanField(required=False, default=True)
+    description = StringField(max_length=255, required=False, default="", allow_blank=True)
+
+
+class WebhookEndpointUpdateSerializer(WebhookEndpointWriteSerializer):
+    url = StringField(max_length=2000, required=False)
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=[t.value for t in EventType]), required=False, max_length=len(EventType)
+    )
+    enabled = StrictBooleanField(required=False)
+    description = StringField(max_length=255, required=False, allow_blank=True)
+
+
+class SecretRotateSerializer(serializers.Serializer):
+    overlap_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=7 * 86400,
+        help_text="How long the current secret keeps signing beside the new one (default 86400; 0: not at all).",
+    )
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    event_id = serializers.SerializerMethodField()
+    event_type = serializers.CharField(source="event.type")
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "event_id",
+            "event_type",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_attempt_at",
+            "last_status_code",
+            "latency_ms",
+            "response_excerpt",
+            "error",
+            "created_at",
+        ]
+
+    def get_event_id(self, delivery: Delivery) -> str:
+        return delivery.event.public_id
+
+
+class ReplayFailedSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="Replay the deliveries that failed at or after this time.")
+
+
+class EventReplaySerializer(serializers.Serializer):
+    endpoint_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="Only to this endpoint (it gets the event even if it had not)."
+    )
+
+
+class ReplayedSerializer(serializers.Serializer):
+    replayed = serializers.IntegerField(help_text="The deliveries queued again.")

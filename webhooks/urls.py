@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webhooks import apis
+from webhooks import apis, endpoint_apis
 
 urlpatterns = [
     path("webhooks/sms", apis.SmsWebhookApi.as_view(), name="webhook-sms"),
@@ -19,4 +19,24 @@ urlpatterns = [
         apis.ProviderInboundWebhookApi.as_view(),
         name="webhook-provider-inbound",
     ),
+    path("webhook-endpoints", endpoint_apis.EndpointListApi.as_view(), name="webhook-endpoint-list"),
+    path(
+        "webhook-endpoints/<id:endpoint_id>", endpoint_apis.EndpointDetailApi.as_view(), name="webhook-endpoint-detail"
+    ),
+    path(
+        "webhook-endpoints/<id:endpoint_id>/rotate-secret",
+        endpoint_apis.EndpointSecretRotateApi.as_view(),
+        name="webhook-endpoint-rotate-secret",
+    ),
+    path(
+        "webhook-endpoints/<id:endpoint_id>/deliveries",
+        endpoint_apis.EndpointDeliveryListApi.as_view(),
+        name="webhook-endpoint-deliveries",
+    ),
+    path(
+        "webhook-endpoints/<id:endpoint_id>/replay",
+        endpoint_apis.EndpointReplayApi.as_view(),
+        name="webhook-endpoint-replay",
+    ),
+    path("events/<str:event_id>/replay", endpoint_apis.EventReplayApi.as_view(), name="event-replay"),
 ]

@@ -9,7 +9,9 @@ so a caller answers a keyword once even when the provider delivers it twice.
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.events import EventType, NewEvent, event_wanted, events_record
 from conversations.models import Account, OptOut, Suppression
+from conversations.serializers import OptOutSerializer, SuppressionSerializer
 
 
 def optout_add(*, account: Account, sender: str, address: str, source: str, keyword: str = "") -> tuple[OptOut, bool]:
@@ -27,6 +29,7 @@ def optout_add(*, account: Account, sender: str, address: str, source: str, keyw
                 keyword=keyword,
                 created_at=timezone.now(),
             )
+            _record(optout, EventType.OPTOUT_CREATED)
     except IntegrityError:  # the same opt-out, stored meanwhile by a concurrent request
         return OptOut.objects.get(account=account, sender=sender, address=address), False
     return optout, True
@@ -35,13 +38,17 @@ def optout_add(*, account: Account, sender: str, address: str, source: str, keyw
 def optout_remove(*, account: Account, sender: str, address: str) -> OptOut | None:
     """Opt `address` back in to messages from `sender`; the opt-out removed, if any."""
     optout = OptOut.objects.filter(account=account, sender=sender, address=address).first()
-    if optout is None or not OptOut.objects.filter(pk=optout.pk).delete()[0]:
+    if optout is None or not optout_delete(optout=optout):
         return None
     return optout
 
 
 def optout_delete(*, optout: OptOut) -> bool:
-    return bool(OptOut.objects.filter(pk=optout.pk).delete()[0])
+    with transaction.atomic():
+        deleted = bool(OptOut.objects.filter(pk=optout.pk).delete()[0])
+        if deleted:
+            _record(optout, EventType.OPTOUT_DELETED)
+    return deleted
 
 
 def suppression_add(
@@ -57,10 +64,23 @@ def suppression_add(
             suppression = Suppression.objects.create(
                 account=account, address=address, reason=reason, detail=detail or {}, created_at=timezone.now()
             )
+            _record(suppression, EventType.SUPPRESSION_CREATED)
     except IntegrityError:
         return Suppression.objects.get(account=account, address=address), False
     return suppression, True
 
 
 def suppression_delete(*, suppression: Suppression) -> bool:
-    return bool(Suppression.objects.filter(pk=suppression.pk).delete()[0])
+    with transaction.atomic():
+        deleted = bool(Suppression.objects.filter(pk=suppression.pk).delete()[0])
+        if deleted:
+            _record(suppression, EventType.SUPPRESSION_DELETED)
+    return deleted
+
+
+def _record(row: OptOut | Suppression, event_type: EventType) -> None:
+    """The consumer event of a consent change, in its transaction, as the API shows the row."""
+    if not event_wanted(account_id=row.account_id, event_type=event_type):
+        return
+    serializer = OptOutSerializer if isinstance(row, OptOut) else SuppressionSerializer
+    events_record([NewEvent(account_id=row.account_id, type=event_type, payload=dict(serializer(row).data))])

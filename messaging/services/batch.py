@@ -15,6 +15,7 @@ from conversations.models import Account
 from conversations.selectors import account_owns_address, optouts_among, suppressed_among
 from conversations.services import ThreadedMessage, conversations_add_messages
 from messaging.models import FailureReason, Message
+from messaging.services.events import message_event_wanted, message_ids_events_record
 from messaging.services.outbox import outbox_notify
 from messaging.services.sending import NewMessage, message_outbound_fields
 from messaging.services.storing import messages_store_many
@@ -86,6 +87,14 @@ def _store(account: Account, batch: list[NewMessage]) -> list[StoredMessage]:
         for row, new in zip(rows, batch, strict=True):
             row["conversation_id"] = conversation_ids[participant_pair(new.from_address, new.to_address)]
         ids = messages_store_many(rows=rows)
+        # Their consumer events (message.queued, .scheduled), when the account listens.
+        message_ids_events_record(
+            message_ids=[
+                pk
+                for pk, row in zip(ids, rows, strict=True)
+                if message_event_wanted(account_id=account.pk, status=row["status"])
+            ]
+        )
         outbox_notify()
     statuses, segments = Counter(), Counter()
     for row in rows:

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from config import metrics
 from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEvent
-from messaging.services.events import event_new
+from messaging.services.events import event_new, message_event_wanted, message_ids_events_record
 from messaging.services.storing import messages_consent_refusals
 from messaging.services.transitions import Claim, Policy, Transition, decide
 from messaging.services.voice import call_spec
@@ -134,6 +134,7 @@ def _claim_of(message: Message, now: datetime, *, refused: str = "") -> Claim:
         outbound=outbound_for(message),
         created_at=message.created_at,
         refused=refused,
+        account_id=message.account_id,
     )
 
 
@@ -460,6 +461,15 @@ def _record(tried: list[Tried], *, now: datetime) -> dict[int, str]:
             if not t.claim.refused  # no provider was called
         )
         MessageEvent.objects.bulk_create(_events(decided, ours, now))
+        # Their consumer events (message.sent, .failed), when their accounts listen.
+        message_ids_events_record(
+            message_ids=[
+                t.claim.message_id
+                for t, transition in decided
+                if t.claim.message_id in ours
+                and message_event_wanted(account_id=t.claim.account_id, status=transition.updates.get("status", ""))
+            ]
+        )
     outcomes = {t.claim.message_id: (tr.outcome if t.claim.message_id in ours else "late") for t, tr in decided}
     _count(decided, outcomes)
     return outcomes

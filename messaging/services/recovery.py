@@ -12,7 +12,7 @@ from django.utils import timezone
 from config import metrics
 from config.celery import queue_depths
 from messaging.models import Message, MessageEvent
-from messaging.services.events import event_new
+from messaging.services.events import event_new, message_event_wanted, message_ids_events_record
 from messaging.services.outbox import outbox_notify, outbox_relay
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ def message_replay(*, message: Message, actor: str) -> bool:
                 actor=actor,
                 previous_error=message.last_error,
             ).save(force_insert=True)
+            if message_event_wanted(account_id=message.account_id, status=Message.Status.QUEUED):
+                message_ids_events_record(message_ids=[message.pk])
             outbox_notify()
     if replayed:
         metrics.message_status(direction=message.direction, channel=message.type, status=Message.Status.QUEUED)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from config import metrics
 from messaging.models import STATUS_RANK, Message, MessageEvent, statuses_below
-from messaging.services.events import event_new
+from messaging.services.events import event_new, message_event_wanted, message_ids_events_record
 from messaging.services.voice import call_status
 from providers.base import StatusUpdate
 
@@ -72,6 +72,8 @@ def message_apply_status(*, message: Message, provider: str, update: StatusUpdat
             error_code=error_code or None,
             **_call_detail(update),
         ).save(force_insert=True)
+        if moved and message_event_wanted(account_id=message.account_id, status=status):
+            message_ids_events_record(message_ids=[message.pk])  # message.delivered, .undelivered, ...
     if moved:
         metrics.message_status(direction=message.direction, channel=message.type, status=status)
         if message.type == Message.Type.VOICE and status in (Message.Status.DELIVERED, Message.Status.UNDELIVERED):

@@ -23,14 +23,15 @@ from conversations.models import Contact, ContactAddress, Conversation, OptOut, 
 from conversations.selectors import optouts_among, suppressed_among
 from conversations.services import ThreadedMessage, conversation_add_message, conversation_link_contact
 from messaging.models import FailureReason, Message, MessageEvent
-from messaging.services.events import event_new
+from messaging.services.events import event_new, message_event_wanted, messages_events_record
 from messaging.services.outbox import NOTIFY_CHANNEL, outbox_notify
 
 
 def message_store(*, message: Message, contact_address: str, notify: bool, check_consent: bool = False) -> bool:
     """Insert the unsaved `message` with its first status event, counted in its
-    conversation (made if new, with its contact), atomically; `notify` wakes the outbox
-    relays when it commits. Sets `message.pk` and `conversation_id`.
+    conversation (made if new, with its contact), atomically, with its consumer event
+    when the account listens to it; `notify` wakes the outbox relays when it commits.
+    Sets `message.pk` and `conversation_id`.
 
     False, with nothing written, for an inbound message (one with a provider id) that is
     already stored, and, with `check_consent`, for an outbound one its recipient may not
@@ -38,6 +39,17 @@ def message_store(*, message: Message, contact_address: str, notify: bool, check
     Two inbound copies racing each other can also end in IntegrityError for the second;
     the caller treats both alike.
     """
+    if message_event_wanted(account_id=message.account_id, status=message.status):
+        # Its consumer event (message.queued, .received, .scheduled) commits with it.
+        with transaction.atomic():
+            stored = _store(message, contact_address, notify, check_consent)
+            if stored:
+                messages_events_record(messages=[message])
+        return stored
+    return _store(message, contact_address, notify, check_consent)
+
+
+def _store(message: Message, contact_address: str, notify: bool, check_consent: bool) -> bool:
     if connection.vendor == "postgresql":
         return _store_in_one_statement(message, contact_address, notify, check_consent)
     return _store_portable(message, contact_address, notify, check_consent)

@@ -28,6 +28,7 @@ class Claim:
     outbound: OutboundMessage
     created_at: datetime
     refused: str = ""  #: a FailureReason that keeps it from the provider (its recipient opted out)
+    account_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def test_one_worker_per_queue_covers_every_queue():
         if "worker" in command:
             consumed += command[command.index("-Q") + 1].split(",")
 
-    assert sorted(consumed) == sorted(["sms", "mms", "email", "voice", "maintenance", "sandbox"])
+    assert sorted(consumed) == sorted(["sms", "mms", "email", "voice", "maintenance", "sandbox", "webhooks"])
     assert {"postgres", "redis", "web", "beat", "prometheus", "grafana"} <= set(SERVICES)
 
 

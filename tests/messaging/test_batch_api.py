@@ -125,7 +125,9 @@ def test_a_thousand_messages_take_a_bounded_number_of_queries(api, recipients):
     # Not a statement per message nor per conversation: bulk inserts in chunks as large
     # as the database takes (PostgreSQL: one each; SQLite caps statement parameters).
     chunks = 1 if connection.vendor == "postgresql" else 1000 // (999 // 20) + 1
-    assert len(queries) <= 13 + 3 * chunks, [q["sql"][:60] for q in queries]
+    # (+1: the process's first send for an account looks up which events its webhook
+    # endpoints listen to; later sends find that in memory.)
+    assert len(queries) <= 14 + 3 * chunks, [q["sql"][:60] for q in queries]
     assert Conversation.objects.count() == recipients
     assert Conversation.objects.filter(contact__isnull=True).count() == 0
 

@@ -1,0 +1,166 @@
+"""Events for our API consumers: recorded with the change they report, fanned out to
+the endpoints that listen, delivered signed (verified with the Standard Webhooks
+library, as a consumer would), retried, and never sent to a disabled endpoint."""
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.selectors import account_development
+from messaging.models import Message
+from tests.factories import INBOUND_SMS, SMS
+from webhooks.deliveries import Answer, delivery_attempt, delivery_decide
+from webhooks.endpoints import endpoint_create, endpoint_update
+from webhooks.models import Delivery, Event
+
+pytestmark = pytest.mark.django_db
+
+
+def _endpoint(consumer, event_types=(), **kwargs):
+    return endpoint_create(account=account_development(), url=consumer.url, event_types=list(event_types), **kwargs)
+
+
+def test_a_send_tells_the_endpoint_queued_sent_and_delivered_signed(api, sandbox, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer)
+    with eager_webhooks():
+        sent = api.post("/api/messages/sms", SMS, format="json").json()
+    with eager_webhooks():
+        sandbox.drain(sent["id"])
+
+    events = consumer.events(endpoint.secret)
+    assert [e["type"] for e in events] == ["message.queued", "message.sent", "message.delivered"]
+    assert [e["data"]["status"] for e in events] == ["queued", "sent", "delivered"]
+    assert {e["data"]["id"] for e in events} == {sent["id"]}
+    assert events[0]["data"] == sent  # the message as the API showed it
+    assert events[2]["data"]["delivered_at"]
+    ids = [r.headers["webhook-id"] for r in consumer.received]
+    assert len(set(ids)) == 3 and all(i.startswith("evt_") for i in ids)
+    assert [e["id"] for e in events] == ids
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_an_inbound_message_tells_the_endpoint_received(api, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer, ["message.received"])
+    with eager_webhooks():
+        api.post("/api/webhooks/sms", INBOUND_SMS, format="json")
+
+    (event,) = consumer.events(endpoint.secret)
+    assert event["type"] == "message.received"
+    assert event["data"]["body"] == INBOUND_SMS["body"]
+    assert event["data"]["direction"] == "inbound"
+
+
+def test_an_endpoint_gets_only_the_types_it_listens_to(api, sandbox, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer, ["message.delivered"])
+    with eager_webhooks():
+        sent = api.post("/api/messages/sms", SMS, format="json").json()
+    with eager_webhooks():
+        sandbox.drain(sent["id"])
+
+    assert consumer.types(endpoint.secret) == ["message.delivered"]
+    assert list(Event.objects.values_list("type", flat=True)) == ["message.delivered"]
+
+
+def test_an_account_without_endpoints_records_no_event(api, sandbox, eager_webhooks):
+    with eager_webhooks():
+        sent = api.post("/api/messages/sms", SMS, format="json").json()
+        sandbox.drain(sent["id"])
+
+    assert Message.objects.get(pk=sent["id"]).status == "delivered"
+    assert not Event.objects.exists()
+
+
+def test_a_disabled_endpoint_gets_nothing(api, sandbox, consumer, eager_webhooks):
+    live = _endpoint(consumer, ["message.queued"])
+    disabled = _endpoint(consumer, [], enabled=False)
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS, format="json")
+
+    assert len(consumer.received) == 1
+    consumer.received[0].verified(live.secret)
+    assert not Delivery.objects.filter(endpoint=disabled).exists()
+
+
+def test_an_endpoint_disabled_after_the_event_was_fanned_out_is_not_posted(api, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer, ["message.queued"])
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS, format="json")
+    consumer.received.clear()
+    delivery = Delivery.objects.get()
+    endpoint_update(endpoint=endpoint, enabled=False)
+    Delivery.objects.filter(pk=delivery.pk).update(status="pending", attempts=0, next_attempt_at=timezone.now())
+
+    assert delivery_attempt(delivery_id=delivery.pk) == "failed"
+    assert consumer.received == []
+    assert "disabled" in Delivery.objects.get().error
+
+
+def test_the_event_is_in_the_transaction_of_the_change(consumer, eager_webhooks):
+    from messaging.services import NewMessage, message_send
+
+    _endpoint(consumer)
+    account = account_development()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        message_send(
+            account=account, new=NewMessage(type="sms", from_address=SMS["from"], to_address=SMS["to"], body="x")
+        )
+        assert Event.objects.count() == 1
+        raise RuntimeError("rolled back")
+    assert not Message.objects.exists()
+    assert not Event.objects.exists()
+
+
+def test_500_twice_then_the_third_try_lands_with_the_same_webhook_id(api, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer, ["message.queued"])
+    consumer.answers = [500, 500]
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS, format="json")
+
+    assert [len(consumer.received)] == [3]
+    assert len({r.headers["webhook-id"] for r in consumer.received}) == 1  # one event: the consumer dedupes
+    assert consumer.types(endpoint.secret) == ["message.queued"] * 3
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 3, 200)
+
+
+def test_a_4xx_fails_at_once_and_retries_run_out(api, consumer, eager_webhooks):
+    _endpoint(consumer, ["message.queued"])
+    consumer.answers = [404]
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS, format="json")
+    assert Delivery.objects.get().status == "failed"
+    assert len(consumer.received) == 1
+
+    Delivery.objects.all().delete()
+    consumer.received.clear()
+    consumer.answers = [503] * 10
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS | {"body": "again"}, format="json")
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 4, 503)  # 1 + 3 retries
+    assert delivery.response_excerpt == "not now"
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (200, "succeeded"),
+        (204, "succeeded"),
+        (500, "retrying"),
+        (429, "retrying"),
+        (None, "retrying"),
+        (400, "failed"),
+        (410, "failed"),
+        (301, "failed"),
+    ],
+)
+def test_what_an_answer_does_to_a_delivery(status, verdict):
+    decided = delivery_decide(attempts=1, answer=Answer(status), schedule=[10.0], jitter=0.5)
+    assert decided.status == verdict
+    assert decided.delay == (10.0 if verdict == "retrying" else None)
+
+
+def test_retries_run_out_with_the_schedule_and_jitter_stays_within_a_fifth():
+    assert delivery_decide(attempts=2, answer=Answer(500), schedule=[1.0], jitter=0.5).status == "failed"
+    assert delivery_decide(attempts=1, answer=Answer(500), schedule=[10.0], jitter=0.0).delay == 8.0
+    assert delivery_decide(attempts=1, answer=Answer(500), schedule=[10.0], jitter=0.999).delay < 12.0
