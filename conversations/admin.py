@@ -14,7 +14,9 @@ from conversations.services import (
     api_key_revoke,
     contact_update,
     optout_add,
+    optout_delete,
     suppression_add,
+    suppression_delete,
 )
 
 
@@ -288,6 +290,14 @@ class OptOutAdmin(admin.ModelAdmin):
         optout, _ = optout_add(account=obj.account, sender=obj.sender, address=obj.address, source=OptOut.Source.ADMIN)
         obj.pk, obj.created_at = optout.pk, optout.created_at
 
+    # Deleted through the service, so the account's webhooks hear of it (optout.deleted).
+    def delete_model(self, request, obj):
+        optout_delete(optout=obj)
+
+    def delete_queryset(self, request, queryset):
+        for optout in queryset:
+            optout_delete(optout=optout)
+
 
 class SuppressionForm(forms.ModelForm):
     class Meta:
@@ -317,3 +327,10 @@ class SuppressionAdmin(admin.ModelAdmin):
             account=obj.account, address=obj.address, reason=Suppression.Reason.MANUAL, detail={"by": str(request.user)}
         )
         obj.pk, obj.created_at = suppression.pk, suppression.created_at
+
+    def delete_model(self, request, obj):
+        suppression_delete(suppression=obj)
+
+    def delete_queryset(self, request, queryset):
+        for suppression in queryset:
+            suppression_delete(suppression=suppression)

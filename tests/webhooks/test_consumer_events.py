@@ -164,3 +164,30 @@ def test_retries_run_out_with_the_schedule_and_jitter_stays_within_a_fifth():
     assert delivery_decide(attempts=2, answer=Answer(500), schedule=[1.0], jitter=0.5).status == "failed"
     assert delivery_decide(attempts=1, answer=Answer(500), schedule=[10.0], jitter=0.0).delay == 8.0
     assert delivery_decide(attempts=1, answer=Answer(500), schedule=[10.0], jitter=0.999).delay < 12.0
+
+
+def test_stop_and_start_tell_the_endpoint_optout_created_and_deleted(api, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer, ["optout.created", "optout.deleted"])
+    with eager_webhooks():
+        api.post("/api/webhooks/sms", INBOUND_SMS | {"body": "Stop", "messaging_provider_id": "k-1"}, format="json")
+        api.post("/api/webhooks/sms", INBOUND_SMS | {"body": "START", "messaging_provider_id": "k-2"}, format="json")
+
+    created, deleted = consumer.events(endpoint.secret)
+    assert (created["type"], deleted["type"]) == ("optout.created", "optout.deleted")
+    assert created["data"] | {"keyword": "STOP"} == deleted["data"] | {"keyword": "STOP"}
+    assert (created["data"]["sender"], created["data"]["address"], created["data"]["source"]) == (
+        INBOUND_SMS["to"],
+        INBOUND_SMS["from"],
+        "keyword",
+    )
+
+
+def test_suppressions_added_and_deleted_through_the_api_are_events(api, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer, ["suppression.created", "suppression.deleted"])
+    with eager_webhooks():
+        created = api.post("/api/suppressions", {"address": "Someone@Example.com"}, format="json").json()
+        api.delete(f"/api/suppressions/{created['id']}")
+
+    events = consumer.events(endpoint.secret)
+    assert [e["type"] for e in events] == ["suppression.created", "suppression.deleted"]
+    assert events[0]["data"] == created and events[0]["data"]["address"] == "someone@example.com"
