@@ -467,7 +467,8 @@ def _record(tried: list[Tried], *, now: datetime) -> dict[int, str]:
                 t.claim.message_id
                 for t, transition in decided
                 if t.claim.message_id in ours
-                and message_event_wanted(account_id=t.claim.account_id, status=transition.updates.get("status", ""))
+                and transition.outcome in ("sent", "failed")  # a retry is not news: it stays queued
+                and message_event_wanted(account_id=t.claim.account_id, status=transition.updates["status"])
             ]
         )
     outcomes = {t.claim.message_id: (tr.outcome if t.claim.message_id in ours else "late") for t, tr in decided}

@@ -3,6 +3,7 @@ the endpoints that listen, delivered signed (verified with the Standard Webhooks
 library, as a consumer would), retried, and never sent to a disabled endpoint."""
 
 import pytest
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,7 +12,7 @@ from messaging.models import Message
 from tests.factories import INBOUND_SMS, SMS
 from webhooks.deliveries import Answer, delivery_attempt, delivery_decide
 from webhooks.endpoints import endpoint_create, endpoint_update
-from webhooks.models import Delivery, Event
+from webhooks.models import Delivery, Event, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -191,3 +192,45 @@ def test_suppressions_added_and_deleted_through_the_api_are_events(api, consumer
     events = consumer.events(endpoint.secret)
     assert [e["type"] for e in events] == ["suppression.created", "suppression.deleted"]
     assert events[0]["data"] == created and events[0]["data"]["address"] == "someone@example.com"
+
+
+def test_provider_retries_are_not_events_and_a_dead_letter_is_failed(api, sandbox, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer, ["message.queued", "message.sent", "message.failed"])
+    with eager_webhooks():
+        limited = api.post("/api/messages/sms", SMS | {"to": "+15005550003"}, format="json").json()  # 429 twice
+        refused = api.post("/api/messages/sms", SMS | {"to": "+15005550001"}, format="json").json()  # 400
+    with eager_webhooks():
+        sandbox.drain(limited["id"])
+        sandbox.drain(refused["id"])
+
+    events = consumer.events(endpoint.secret)
+    assert [e["type"] for e in events if e["data"]["id"] == limited["id"]] == ["message.queued", "message.sent"]
+    failed = [e for e in events if e["data"]["id"] == refused["id"]]
+    assert [e["type"] for e in failed] == ["message.queued", "message.failed"]
+    assert failed[1]["data"]["error"]["reason"] == "permanent"
+
+
+def test_each_process_learns_of_endpoint_changes_from_the_shared_version(consumer, settings):
+    from webhooks.events import endpoints_changed, subscriptions
+
+    account = account_development()
+    settings.WEBHOOK_SUBSCRIPTIONS_RECHECK_SECONDS = 3600
+    assert not subscriptions.wanted(account.pk, "message.sent")  # remembered: nobody listens
+    endpoint = WebhookEndpoint.objects.create(  # as another process would, before it bumps the version
+        account=account,
+        url=consumer.url,
+        secret="whsec_" + "A" * 44,
+        created_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    assert not subscriptions.wanted(account.pk, "message.sent")  # no query per check
+    settings.WEBHOOK_SUBSCRIPTIONS_RECHECK_SECONDS = 0
+    assert not subscriptions.wanted(account.pk, "message.sent")  # the version has not moved
+    cache.set("webhooks:endpoints:version", "moved", None)
+    assert subscriptions.wanted(account.pk, "message.sent")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(event_types=["message.failed"])
+    endpoints_changed()
+    assert (subscriptions.wanted(account.pk, "message.sent"), subscriptions.wanted(account.pk, "message.failed")) == (
+        False,
+        True,
+    )
