@@ -469,7 +469,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MessageTypeEnum": "messaging.models.Message.Type",
         "PhoneMessageTypeEnum": ["sms", "mms"],
-        "MessageStatusEnum": "messaging.models.Message.Status",
+        "StatusEnum": "messaging.models.Message.Status",
         "DeliveryStatusEnum": "webhooks.models.Delivery.Status",
     },
     # config.urls.IdConverter: path ids are integers, so generated clients type them so.

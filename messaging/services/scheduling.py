@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from config import metrics
 from messaging.models import Message, MessageEvent
-from messaging.services.events import event_new
+from messaging.services.events import event_new, message_event_wanted, message_ids_events_record
 from messaging.services.outbox import outbox_notify
 from messaging.services.transitions import CancelOutcome, cancel_outcome
 
@@ -41,12 +41,12 @@ WITH due AS (
     UPDATE {message} AS m
     SET status = %(queued)s, next_attempt_at = %(now)s, enqueued_at = NULL, updated_at = %(now)s
     FROM due WHERE m.id = due.id AND m.status = %(scheduled)s
-    RETURNING m.id, m.type
+    RETURNING m.id, m.type, m.account_id
 ), event AS (
     INSERT INTO {event} (message_id, kind, status, detail, created_at)
     SELECT id, %(kind)s, %(queued)s, '{{"released": true}}', %(now)s FROM released
 )
-SELECT type, count(*) FROM released GROUP BY type
+SELECT id, type, account_id FROM released
 """
 
 # Elsewhere (SQLite): one statement moves the chunk (a writer holds the whole database,
@@ -57,7 +57,7 @@ SET status = %(queued)s, next_attempt_at = %(now)s, enqueued_at = NULL, updated_
 WHERE status = %(scheduled)s AND id IN (
     SELECT id FROM {message} WHERE status = %(scheduled)s AND send_at <= %(now)s ORDER BY send_at LIMIT %(limit)s
 )
-RETURNING id, type
+RETURNING id, type, account_id
 """
 
 
@@ -83,13 +83,20 @@ def messages_release_chunk(*, limit: int, now: datetime | None = None) -> int:
         with connection.cursor() as cursor:
             cursor.execute(_statement(connection.vendor), params)
             rows = cursor.fetchall()
-        if connection.vendor == "postgresql":
-            by_type = Counter({message_type: count for message_type, count in rows})
-        else:
-            by_type = Counter(message_type for _, message_type in rows)
+        by_type = Counter(message_type for _, message_type, _ in rows)
+        if connection.vendor != "postgresql":
             MessageEvent.objects.bulk_create(
-                event_new(pk, MessageEvent.Kind.STATUS, Message.Status.QUEUED, at=now, released=True) for pk, _ in rows
+                event_new(pk, MessageEvent.Kind.STATUS, Message.Status.QUEUED, at=now, released=True)
+                for pk, _, _ in rows
             )
+        # Their consumer events (message.queued), when their accounts listen.
+        message_ids_events_record(
+            message_ids=[
+                pk
+                for pk, _, account_id in rows
+                if message_event_wanted(account_id=account_id, status=Message.Status.QUEUED)
+            ]
+        )
         if by_type:
             outbox_notify()
     for message_type, count in by_type.items():
@@ -137,6 +144,8 @@ def message_cancel(*, message: Message, actor: str) -> Canceled:
             event_new(message.pk, MessageEvent.Kind.STATUS, Message.Status.CANCELED, at=now, actor=actor).save(
                 force_insert=True
             )
+            if message_event_wanted(account_id=message.account_id, status=Message.Status.CANCELED):
+                message_ids_events_record(message_ids=[message.pk])
     message.refresh_from_db()
     if moved:
         metrics.message_status(direction=message.direction, channel=message.type, status=Message.Status.CANCELED)

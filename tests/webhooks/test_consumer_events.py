@@ -234,3 +234,28 @@ def test_each_process_learns_of_endpoint_changes_from_the_shared_version(consume
         False,
         True,
     )
+
+
+def test_a_scheduled_send_tells_scheduled_then_queued_when_released_or_canceled(api, consumer, eager_webhooks):
+    from datetime import timedelta
+
+    from messaging.services import messages_release
+
+    endpoint = _endpoint(consumer, ["message.scheduled", "message.queued", "message.canceled"])
+    later = (timezone.now() + timedelta(hours=1)).isoformat()
+    with eager_webhooks():
+        kept = api.post("/api/messages/sms", SMS | {"send_at": later}, format="json").json()
+        dropped = api.post("/api/messages/sms", SMS | {"send_at": later, "body": "no"}, format="json").json()
+        assert api.post(f"/api/messages/{dropped['id']}/cancel").status_code == 200
+    Message.objects.filter(pk=kept["id"]).update(send_at=timezone.now() - timedelta(seconds=1))
+    with eager_webhooks():
+        assert messages_release() == 1
+
+    events = consumer.events(endpoint.secret)
+    assert [(e["type"], e["data"]["id"]) for e in events] == [
+        ("message.scheduled", kept["id"]),
+        ("message.scheduled", dropped["id"]),
+        ("message.canceled", dropped["id"]),
+        ("message.queued", kept["id"]),
+    ]
+    assert events[2]["data"]["status"] == "canceled" and events[3]["data"]["status"] == "queued"
