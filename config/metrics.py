@@ -193,12 +193,13 @@ class StateCollector:
 
 
 def queue_names() -> list[str]:
-    """The Celery queues our workers consume: one per channel, maintenance, sandbox."""
+    """The Celery queues our workers consume: one per channel, maintenance, webhooks (the
+    consumer event deliveries), sandbox."""
     from django.conf import settings
 
     from messaging.models import Message
 
-    names = [t.value for t in Message.Type] + [settings.CELERY_TASK_DEFAULT_QUEUE]
+    names = [t.value for t in Message.Type] + [settings.CELERY_TASK_DEFAULT_QUEUE, "webhooks"]
     return [*names, "sandbox"] if settings.PROVIDER_SANDBOX else names
 
 
