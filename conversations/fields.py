@@ -1,7 +1,6 @@
 """Serializer fields for strings and addresses, shared by the APIs of every app: an
 address is normalised here exactly as threading keys it (conversations/addresses.py)."""
 
-import contextlib
 import functools
 import re
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from django.core.validators import MaxLengthValidator, MinLengthValidator, Prohi
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.fields import SkipField, empty
+from rest_framework.fields import empty
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from conversations.addresses import normalize_email, normalize_phone
@@ -183,17 +182,20 @@ def fast_validation(serializer: serializers.Serializer) -> Callable[[dict, dict]
     for name, field in serializer.fields.items():
         if field.read_only or field.source == "*" or len(field.source_attrs) != 1:
             return lambda data, memo: serializer.run_validation(data)
-        steps.append((name, field.source_attrs[0], field.required, field, _field_check(field)))
+        # A missing field without a default is left out, as DRF does (without raising
+        # its SkipField for each).
+        omitted = field.default is empty
+        steps.append((name, field.source_attrs[0], field.required, omitted, field, _field_check(field)))
 
     def run(data: dict, memo: dict) -> dict:
         try:
             value = {}
-            for name, key, required, field, check in steps:
+            for name, key, required, omitted, field, check in steps:
                 raw = data.get(name, empty)
                 if raw is empty:
                     if required:
                         raise _Unsure
-                    with contextlib.suppress(SkipField):  # no default: left out, as DRF does
+                    if not omitted:
                         value[key] = field.get_default()
                 elif raw is None:
                     value[key] = field.run_validation(raw)

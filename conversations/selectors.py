@@ -3,8 +3,10 @@
 import time
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
+from config.db import server_bound_cursor
 from conversations.addresses import AddressKind, address_kind, email_domain
 from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, OptOut, Sender, Suppression
 
@@ -117,9 +119,13 @@ def optouts_among(*, triples: set[tuple[int, str, str]]) -> set[tuple[int, str, 
     """Which of the (account id, sender, address) triples are opted out, in one query."""
     if not triples:
         return set()
-    found = OptOut.objects.filter(
-        account_id__in={t[0] for t in triples}, address__in={t[2] for t in triples}
-    ).values_list("account_id", "sender", "address")
+    accounts, addresses = {t[0] for t in triples}, {t[2] for t in triples}
+    if connection.vendor == "postgresql":
+        found = _among(OptOut, ("account_id", "sender", "address"), accounts, addresses)
+    else:
+        found = OptOut.objects.filter(account_id__in=accounts, address__in=addresses).values_list(
+            "account_id", "sender", "address"
+        )
     return set(found) & triples
 
 
@@ -140,7 +146,25 @@ def suppressed_among(*, pairs: set[tuple[int, str]]) -> set[tuple[int, str]]:
     """Which of the (account id, address) pairs are suppressed, in one query."""
     if not pairs:
         return set()
-    found = Suppression.objects.filter(
-        account_id__in={p[0] for p in pairs}, address__in={p[1] for p in pairs}
-    ).values_list("account_id", "address")
+    accounts, addresses = {p[0] for p in pairs}, {p[1] for p in pairs}
+    if connection.vendor == "postgresql":
+        found = _among(Suppression, ("account_id", "address"), accounts, addresses)
+    else:
+        found = Suppression.objects.filter(account_id__in=accounts, address__in=addresses).values_list(
+            "account_id", "address"
+        )
     return set(found) & pairs
+
+
+def _among(model, columns: tuple[str, ...], accounts: set[int], addresses: set[str]) -> list[tuple]:
+    """The rows of `model` for these accounts and addresses, the addresses as one array
+    bound on the server: a batch asks about a thousand, which as an IN list psycopg
+    quoted one by one on the client (a tenth of a batch's time)."""
+    quote = connection.ops.quote_name
+    with server_bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(model._meta.db_table)} "  # noqa: S608
+            "WHERE account_id = ANY(%s) AND address = ANY(%s)",
+            [sorted(accounts), sorted(addresses)],
+        )
+        return cursor.fetchall()

@@ -5,9 +5,9 @@ its other address."""
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
 from django.db import IntegrityError, connection, transaction
 
+from config.db import server_bound_cursor
 from conversations.addresses import AddressKind, address_kind, participant_pair
 from conversations.models import Contact, ContactAddress, Conversation
 
@@ -176,9 +176,7 @@ def _upsert(account_id: int, rows: list[list]) -> list[tuple]:
         columns = [[str(row[i]) for row in rows] for i in (1, 2, 3)]
         columns += [[row[i] for row in rows] for i in (4, 5)]
         columns += [[str(row[i]) for row in rows] for i in (6, 7, 8)]
-        connection.ensure_connection()
-        raw = psycopg.Cursor(connection.connection)  # bound on the server, as messaging's send statement
-        with connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw) as cursor:
+        with server_bound_cursor() as cursor:
             cursor.execute(_UPSERT_ARRAYS_SQL, [account_id, *columns])
             return cursor.fetchall()
     chunk = max(1, (connection.features.max_query_params or 10_000) // _UPSERT_WIDTH)

@@ -15,9 +15,9 @@ from functools import cache
 from operator import itemgetter
 
 import orjson
-import psycopg
 from django.db import IntegrityError, connection, models, transaction
 
+from config.db import server_bound_cursor
 from conversations.addresses import AddressKind, address_kind, participant_pair
 from conversations.models import Contact, ContactAddress, Conversation, OptOut, Suppression
 from conversations.selectors import optouts_among, suppressed_among
@@ -212,14 +212,9 @@ def _params(message: Message, contact_address: str, notify: bool, check_consent:
 
 def _store_in_one_statement(message: Message, contact_address: str, notify: bool, check_consent: bool) -> bool:
     params = _params(message, contact_address, notify, check_consent)
-    connection.ensure_connection()
-    # Server-side binding, so psycopg prepares the statement after a few uses on each
-    # connection: PostgreSQL then plans it once instead of at every send. (Django's own
-    # cursors bind on the client, which cannot be prepared.) Wrapped as Django wraps its
-    # cursors: errors translated, queries logged where Django logs them.
-    raw = psycopg.Cursor(connection.connection)
-    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
-    with cursor:
+    # Bound on the server, so psycopg prepares the statement after a few uses on each
+    # connection: PostgreSQL then plans it once instead of at every send.
+    with server_bound_cursor() as cursor:
         cursor.execute(_statement(), params)
         row = cursor.fetchone()
     if row is None:
