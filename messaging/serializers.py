@@ -188,10 +188,16 @@ class BatchItemSerializer(FromFieldMixin, serializers.Serializer):
     send_at = SendAtField()
 
 
+class _ParsedJson(serializers.Field):
+    """Any value of a parsed JSON body, taken as it is (each item is validated on its own
+    below). DRF's JSONField would serialise every item again to prove it is JSON."""
+
+    def to_internal_value(self, data):
+        return data
+
+
 class BatchSendSerializer(serializers.Serializer):
-    messages = serializers.ListField(
-        child=serializers.JSONField(), min_length=1, max_length=settings.BATCH_MAX_MESSAGES
-    )
+    messages = serializers.ListField(child=_ParsedJson(), min_length=1, max_length=settings.BATCH_MAX_MESSAGES)
 
     def new_messages(self) -> list[NewMessage | dict]:
         """Each item as a NewMessage, or the error fields that refuse it: validated by the

@@ -94,7 +94,9 @@ def test_a_batch_with_no_valid_item_is_a_400_naming_each_items_fields(api):
     assert not Message.objects.exists() and not Conversation.objects.exists()
 
 
-@pytest.mark.parametrize("body", [{}, {"messages": []}, {"messages": "x"}, [], {"messages": [_sms(0)] * 1001}])
+@pytest.mark.parametrize(
+    "body", [{}, {"messages": []}, {"messages": "x"}, {"messages": [None]}, [], {"messages": [_sms(0)] * 1001}]
+)
 def test_a_malformed_or_oversized_batch_is_a_400(api, body):
     response = api.post(BATCH, body, format="json")
 
