@@ -4,9 +4,11 @@ one exporter of the queue and backlog gauges) on `beat`, the provider sandbox wi
 own database, broker and worker on `sandbox`. Each host has its own VAR_DIR, metrics
 folder, HOME and environment, as separate machines would; they share only the network."""
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -50,8 +52,17 @@ class Cluster:
         self.api_key = ""
 
     def close(self) -> None:
-        for name in reversed(list(self.procs.running)):  # the application, then its servers
-            self.procs.stop(name)
+        """SIGTERM to every server at once, a few seconds to finish, then SIGKILL to
+        whatever is left on any host (PostgreSQL's backends are sessions of their own)."""
+        for process in self.procs.running.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(p.poll() is None for p in self.procs.running.values()):
+            time.sleep(0.2)
+        for host in HOSTS.values():
+            net.host_kill(host)
+        self.procs.stop_all()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- environments --
@@ -132,7 +143,9 @@ class Cluster:
     # -- the application --
 
     def prepare(self) -> None:
-        """Schemas, the bench account, its API key."""
+        """The static files (a build step of the code, as the Docker image does it),
+        the schemas, the bench account, its API key."""
+        self.manage("beat", "collectstatic", "--no-input", "-v", "0")
         self.manage("beat", "migrate", "--no-input", "-v", "0")
         self.manage("sandbox", "migrate", "--no-input", "-v", "0", database="sandbox", redis_dbs=(2, 3))
         self.manage("beat", "create_account", ACCOUNT, "--sender", SENDER)

@@ -89,8 +89,9 @@ def network_delete() -> None:
 
 
 def host_pids(host: Host) -> list[int]:
+    """Processes on the host, but never this one (its thread that joined `client`)."""
     out = ip("netns", "pids", host.netns, check=False).stdout
-    return [int(pid) for pid in out.split()]
+    return [int(pid) for pid in out.split() if int(pid) != os.getpid()]
 
 
 def host_kill(host: Host) -> list[int]:

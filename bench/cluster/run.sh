@@ -21,6 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# One cluster at a time: they would share names and addresses. Taken before the trap,
+# so a refused run leaves the running one alone.
+exec 9>/run/msgcl.lock
+if ! flock -n 9; then
+  echo "another make cluster is running on this machine; try again when it ends" >&2
+  exit 1
+fi
+
 pidfile=var/cluster/pids
 cleanup() {
   if [ -s "$pidfile" ]; then
