@@ -2,6 +2,8 @@
 the endpoints that listen, delivered signed (verified with the Standard Webhooks
 library, as a consumer would), retried, and never sent to a disabled endpoint."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.cache import cache
 from django.db import transaction
@@ -259,3 +261,68 @@ def test_a_scheduled_send_tells_scheduled_then_queued_when_released_or_canceled(
         ("message.queued", kept["id"]),
     ]
     assert events[2]["data"]["status"] == "canceled" and events[3]["data"]["status"] == "queued"
+
+
+def test_an_endpoint_failing_for_days_is_disabled_with_its_reason(api, consumer, eager_webhooks, settings):
+    endpoint = _endpoint(consumer, ["message.queued"])
+    consumer.answers = [503] * 20
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS, format="json")
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and endpoint.failing_since is not None  # failing, not for long yet
+
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now() - timedelta(days=6))
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS | {"body": "again"}, format="json")
+    endpoint.refresh_from_db()
+    assert (endpoint.enabled, endpoint.disabled_at is not None) == (False, True)
+    assert endpoint.disabled_reason == "every delivery failed for 5 days (last: HTTP 503)"
+    tried = len(consumer.received)
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS | {"body": "after"}, format="json")
+    assert len(consumer.received) == tried  # nothing more is posted to it
+
+
+def test_a_success_ends_the_failing_streak(api, consumer, eager_webhooks):
+    endpoint = _endpoint(consumer, ["message.queued"])
+    consumer.answers = [500]
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS, format="json")
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is None and Delivery.objects.get().attempts == 2
+
+
+def test_a_long_wait_is_kept_in_the_database_and_published_by_the_sweep(api, consumer, eager_webhooks, settings):
+    from webhooks.events import webhooks_sweep
+
+    settings.WEBHOOK_RETRY_SCHEDULE_SECONDS = [3600.0]
+    _endpoint(consumer, ["message.queued"])
+    consumer.answers = [500]
+    with eager_webhooks():
+        api.post("/api/messages/sms", SMS, format="json")
+    delivery = Delivery.objects.get()
+    assert delivery.status == "retrying" and delivery.next_attempt_at > timezone.now() + timedelta(minutes=45)
+    with eager_webhooks():
+        assert webhooks_sweep() == {"fanned_out": 0, "published": 0}  # not due: nothing is posted
+    assert len(consumer.received) == 1
+
+    Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=2))
+    with eager_webhooks():
+        assert webhooks_sweep() == {"fanned_out": 0, "published": 1}
+    assert Delivery.objects.get().status == "succeeded" and len(consumer.received) == 2
+
+
+def test_an_event_whose_fan_out_was_lost_is_fanned_out_by_the_sweep(consumer, settings):
+    from messaging.services import NewMessage, message_send
+    from webhooks.events import webhooks_sweep
+
+    endpoint = _endpoint(consumer, ["message.queued"])
+    # Recorded, but its fan-out task never ran (this test's transaction never commits).
+    message_send(
+        account=account_development(),
+        new=NewMessage(type="sms", from_address=SMS["from"], to_address=SMS["to"], body="x"),
+    )
+    Event.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    result = webhooks_sweep()
+    assert result["fanned_out"] == 1
+    assert list(Delivery.objects.values_list("endpoint_id", "status")) == [(endpoint.pk, "pending")]
