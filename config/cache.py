@@ -28,6 +28,11 @@ class LockedFileCache(FileBasedCache):
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
+    def locked(self):
+        """Hold the cache's lock across several operations (a read and a write that
+        must not interleave with another process's)."""
+        return self._lock()
+
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         with self._lock():
             return super().add(key, value, timeout, version)

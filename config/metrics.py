@@ -61,6 +61,12 @@ REPLAYS = Counter(
     "Dead letters re-queued, by channel and who asked (api, admin, replay_failed)",
     ["channel", "actor"],
 )
+PACED = Counter(
+    "messages_paced",
+    "Messages that waited for their sender's throughput (a slot later than now) instead of going at once, "
+    "by sender kind (long_code, toll_free, short_code, email)",
+    ["sender_kind"],
+)
 SWEPT = Counter(
     "sweep_messages",
     "Messages the sweep handed back to the relay: requeued (their task was lost) or recovered (lease expired)",

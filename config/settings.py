@@ -272,6 +272,21 @@ MESSAGING_SCHEDULE_MAX_DAYS = env.int("MESSAGING_SCHEDULE_MAX_DAYS", default=35)
 MESSAGING_SCHEDULE_RELEASE_INTERVAL_SECONDS = env.float("MESSAGING_SCHEDULE_RELEASE_INTERVAL_SECONDS", default=1.0)
 MESSAGING_SCHEDULE_RELEASE_CHUNK = env.int("MESSAGING_SCHEDULE_RELEASE_CHUNK", default=1000)
 MESSAGING_SCHEDULE_RELEASE_BUDGET_SECONDS = env.float("MESSAGING_SCHEDULE_RELEASE_BUDGET_SECONDS", default=20.0)
+# Throughput pacing per sender (docs/scheduling.md): dispatch keeps each sender address to
+# its rate across every worker; a sender's own `throughput` overrides its kind's default.
+PACING_ENABLED = env.bool("PACING_ENABLED", default=True)
+# What the rates count: "messages", or "segments" (an SMS of 3 segments costs 3).
+PACING_UNIT = env.str("PACING_UNIT", default="messages")
+if PACING_UNIT not in ("messages", "segments"):
+    raise ImproperlyConfigured("PACING_UNIT must be messages or segments")
+PACING_RATES = {
+    "long_code": env.float("PACING_LONG_CODE_PER_SECOND", default=1.0),
+    "toll_free": env.float("PACING_TOLL_FREE_PER_SECOND", default=3.0),
+    "short_code": env.float("PACING_SHORT_CODE_PER_SECOND", default=100.0),
+    "email": env.float("PACING_EMAIL_PER_SECOND", default=1000.0),
+}
+# How long a process remembers senders' kinds and overrides.
+PACING_SENDER_CACHE_SECONDS = env.float("PACING_SENDER_CACHE_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE = {
     "messages-release": {
         "task": "messaging.tasks.messages_release",

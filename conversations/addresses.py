@@ -12,6 +12,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
+from conversations.models import SenderKind
+
 _email_validator = EmailValidator()
 
 
@@ -62,3 +64,18 @@ def participant_pair(a: str, b: str) -> tuple[str, str]:
 
 def email_domain(normalized_email: str) -> str:
     return "@" + normalized_email.rpartition("@")[2]
+
+
+# North American toll-free area codes.
+_TOLL_FREE = ("+1800", "+1833", "+1844", "+1855", "+1866", "+1877", "+1888")
+
+
+def sender_kind_inferred(address: str) -> SenderKind:
+    """A SenderKind for an address whose kind was not given: email for an address or
+    @domain, short code for 5-6 digits, toll-free for a North American 8XX number, else
+    a long code (the strictest: unsure, send slowly)."""
+    if "@" in address:
+        return SenderKind.EMAIL
+    if address.isdigit() and 5 <= len(address) <= 6:
+        return SenderKind.SHORT_CODE
+    return SenderKind.TOLL_FREE if address.startswith(_TOLL_FREE) else SenderKind.LONG_CODE

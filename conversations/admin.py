@@ -62,10 +62,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(Sender)
 class SenderAdmin(admin.ModelAdmin):
-    list_display = ["address", "account", "created_at"]
+    list_display = ["address", "account", "kind", "throughput", "created_at"]
     list_select_related = ["account"]
     search_fields = ["address"]
-    list_filter = ["account"]
+    list_filter = ["kind", "account"]
 
 
 class ContactAddressForm(forms.ModelForm):

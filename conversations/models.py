@@ -1,6 +1,7 @@
 """Who talks to whom: accounts (tenants), their sender addresses and API keys, contacts,
 and conversations."""
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -34,12 +35,31 @@ class Account(models.Model):
         return self.name
 
 
+class SenderKind(models.TextChoices):
+    """What a sender address is to the carriers, which sets how fast it may send
+    (settings.PACING_RATES)."""
+
+    LONG_CODE = "long_code"  #: an ordinary 10-digit number: about 1 message a second
+    TOLL_FREE = "toll_free"  #: an 8XX number: a few a second (more once verified)
+    SHORT_CODE = "short_code"  #: a 5-6 digit code: about 100 a second
+    EMAIL = "email"  #: an email address or domain: the provider's own limits, far higher
+
+
 class Sender(models.Model):
     """An address an account sends from and receives at: an E.164 number, an email
     address, or a whole email domain written `@example.com`."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="senders")
     address = models.CharField(max_length=254, unique=True)
+    kind = models.CharField(
+        max_length=10, choices=SenderKind.choices, blank=True, help_text="Empty: inferred from the address."
+    )
+    throughput = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01)],
+        help_text="Messages (or segments, per PACING_UNIT) a second; empty: the default of its kind.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

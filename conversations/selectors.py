@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from config.db import server_bound_cursor
-from conversations.addresses import AddressKind, address_kind, email_domain
+from conversations.addresses import AddressKind, address_kind, email_domain, sender_kind_inferred
 from conversations.models import Account, ApiKey, Contact, ContactAddress, Conversation, OptOut, Sender, Suppression
 
 
@@ -168,3 +168,19 @@ def _among(model, columns: tuple[str, ...], accounts: set[int], addresses: set[s
             [sorted(accounts), sorted(addresses)],
         )
         return cursor.fetchall()
+
+
+def sender_throughputs(*, addresses: set[str]) -> dict[str, tuple[str, float | None]]:
+    """For each sending address: its kind (given, else inferred) and its own throughput
+    override (None: its kind's default). An email address takes its domain's row when it
+    has none of its own; an address with no row is inferred."""
+    candidates = set(addresses) | {email_domain(a) for a in addresses if address_kind(a) is AddressKind.EMAIL}
+    rows = {s.address: s for s in Sender.objects.filter(address__in=candidates).only("address", "kind", "throughput")}
+    answer = {}
+    for address in addresses:
+        row = rows.get(address)
+        if row is None and address_kind(address) is AddressKind.EMAIL:
+            row = rows.get(email_domain(address))
+        kind = (row.kind if row else "") or sender_kind_inferred(address)
+        answer[address] = (kind, row.throughput if row else None)
+    return answer

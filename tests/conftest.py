@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from config.celery import app as celery_app
 from config.logs import formatter_for
 from conversations.selectors import recent_reads_forget
+from messaging.services.pacing import sender_rates_forget
 from providers import registry
 from tests.sandbox_harness import InProcessSandbox
 from webhooks.events import subscriptions
@@ -53,9 +54,19 @@ def _fresh_cache():
     subscriptions.forget()
     registry.reset()
     recent_reads_forget()
+    sender_rates_forget()
     yield
     registry.reset()
     recent_reads_forget()
+    sender_rates_forget()
+
+
+@pytest.fixture(autouse=True)
+def _unpaced(settings):
+    """Pacing is on by default (a long code sends 1 message a second), and most tests
+    send bursts from one number to test something else: tests/messaging/test_pacing.py
+    turns it on."""
+    settings.PACING_ENABLED = False
 
 
 @pytest.fixture

@@ -28,18 +28,30 @@ def api_key_revoke(*, key: ApiKey) -> None:
     recent_reads_forget()  # an UPDATE sends no post_save
 
 
-def account_create(*, name: str, senders: list[str] = ()) -> Account:
+def account_create(*, name: str, senders: list[str] = (), kind: str = "", throughput: float | None = None) -> Account:
+    """Create the account `name` (or take it) and give it `senders`; `kind` and
+    `throughput`, when given, are set on each of them (services/pacing in messaging)."""
     with transaction.atomic():
         account, _ = Account.objects.get_or_create(name=name)
         for address in senders:
-            sender_add(account=account, address=address)
+            sender_add(account=account, address=address, kind=kind, throughput=throughput)
     return account
 
 
-def sender_add(*, account: Account, address: str) -> Sender:
-    """Give `account` an address it sends from (already normalised, or `@domain`).
-    An address owned by another account is refused (IntegrityError)."""
-    sender, created = Sender.objects.get_or_create(address=address, defaults={"account": account})
+def sender_add(*, account: Account, address: str, kind: str = "", throughput: float | None = None) -> Sender:
+    """Give `account` an address it sends from (already normalised, or `@domain`),
+    setting its kind and throughput when given. An address owned by another account is
+    refused (IntegrityError)."""
+    sender, created = Sender.objects.get_or_create(
+        address=address, defaults={"account": account, "kind": kind, "throughput": throughput}
+    )
     if not created and sender.account_id != account.pk:
         raise IntegrityError(f"{address} already belongs to another account")
+    changes = {"kind": kind} if kind else {}
+    if throughput is not None:
+        changes["throughput"] = throughput
+    if not created and changes:
+        Sender.objects.filter(pk=sender.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(sender, field, value)
     return sender

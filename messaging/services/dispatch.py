@@ -6,7 +6,8 @@ Exactly-once rests on three things: the claim (a conditional UPDATE, so a second
 of a task finds nothing to do), the attempt number as a fencing token (a worker whose
 lease ran out cannot overwrite the next worker's result), and reconciliation (a try
 whose outcome is unknown is looked up at the provider before anything is resent).
-What each result does to its message is decided by `transitions.decide`.
+What each result does to its message is decided by `transitions.decide`. Claims over
+their sender's throughput wait for their slot without spending the try (pacing.py).
 """
 
 import contextvars
@@ -27,6 +28,7 @@ from django.utils import timezone
 from config import metrics
 from messaging.models import DeliveryAttempt, FailureReason, Message, MessageEvent
 from messaging.services.events import event_new, message_event_wanted, message_ids_events_record
+from messaging.services.pacing import claims_paced
 from messaging.services.storing import messages_consent_refusals
 from messaging.services.transitions import Claim, Policy, Transition, decide
 from messaging.services.voice import call_spec
@@ -52,6 +54,9 @@ def messages_dispatch(*, message_ids: list[int], message_type: str) -> dict[int,
     returns what happened to each one that was claimed: sent, retry, failed or late."""
     now = timezone.now()
     claims = _claim(message_ids, message_type, now)
+    if claims:
+        # Over its sender's throughput: back to `queued` for its slot, the try not spent.
+        claims = claims_paced(claims)
     if not claims:
         return {}
     tried, crashed = _try_all([c for c in claims if not c.refused])
@@ -135,6 +140,7 @@ def _claim_of(message: Message, now: datetime, *, refused: str = "") -> Claim:
         created_at=message.created_at,
         refused=refused,
         account_id=message.account_id,
+        segments=message.segments,
     )
 
 

@@ -29,6 +29,7 @@ class Claim:
     created_at: datetime
     refused: str = ""  #: a FailureReason that keeps it from the provider (its recipient opted out)
     account_id: int = 0
+    segments: int | None = None  #: SMS/MMS: what it costs its sender's throughput when pacing counts segments
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ WORKER_SETTINGS = {
     # The live server opens a database connection per request it serves: keep the
     # workers' calls to its sandbox within PostgreSQL's connection limit.
     "PROVIDER_MAX_IN_FLIGHT": "4",
+    # Bursts from one number, at 1 message a second, would only slow these tests down;
+    # tests/e2e/test_pacing.py measures pacing with it on.
+    "PACING_ENABLED": "false",
 }
 
 
@@ -129,7 +132,10 @@ def e2e(live_server, transactional_db, settings):
     """Settings the live server (the API and the sandbox) shares with the worker."""
     settings.PUBLIC_BASE_URL = live_server.url
     for name, value in WORKER_SETTINGS.items():
-        setattr(settings, name, float(value) if "." in value else int(value))
+        if value in ("true", "false"):
+            setattr(settings, name, value == "true")
+        else:
+            setattr(settings, name, float(value) if "." in value else int(value))
     settings.PROVIDERS = {
         name: config | {"base_url": f"{live_server.url}/sandbox/{name}"} for name, config in settings.PROVIDERS.items()
     }

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
 from conversations.addresses import normalize_email, normalize_phone
+from conversations.models import SenderKind
 from conversations.services import account_create
 
 
@@ -26,14 +27,29 @@ class Command(BaseCommand):
             metavar="ADDRESS",
             help="+E164 number, email address or @domain; repeat for several",
         )
+        parser.add_argument(
+            "--kind",
+            choices=SenderKind.values,
+            default="",
+            help="what these senders are to the carriers (default: inferred from each address)",
+        )
+        parser.add_argument(
+            "--throughput",
+            type=float,
+            default=None,
+            metavar="PER_SECOND",
+            help="messages (or segments, PACING_UNIT) a second for these senders (default: their kind's)",
+        )
 
-    def handle(self, *args, name: str, sender: list[str], **options):
+    def handle(self, *args, name: str, sender: list[str], kind: str, throughput: float | None, **options):
+        if throughput is not None and throughput < 0.01:
+            raise CommandError("--throughput must be at least 0.01 a second")
         try:
             senders = [sender_address(s) for s in sender]
         except ValidationError as exc:
             raise CommandError(f"bad sender: {exc.messages[0]}") from None
         try:
-            account = account_create(name=name, senders=senders)
+            account = account_create(name=name, senders=senders, kind=kind, throughput=throughput)
         except IntegrityError as exc:
             raise CommandError(str(exc)) from None
         owned = ", ".join(account.senders.values_list("address", flat=True)) or "none"
