@@ -54,7 +54,7 @@ def database_url() -> str:
 
 
 class Worker:
-    def __init__(self, public_url: str, concurrency: int = 2, **env):
+    def __init__(self, public_url: str, concurrency: int = 2, queues: str = QUEUES, **env):
         self.log = Path(settings.VAR_DIR) / f"worker-{uuid.uuid4().hex[:8]}.log"
         self.env = (
             os.environ
@@ -67,7 +67,7 @@ class Worker:
             }
             | env
         )
-        self.concurrency = concurrency
+        self.concurrency, self.queues = concurrency, queues
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
@@ -79,7 +79,7 @@ class Worker:
             "config",
             "worker",
             "-Q",
-            QUEUES,
+            self.queues,
             "-c",
             str(self.concurrency),
             "--without-mingle",

@@ -4,10 +4,14 @@ spending a try, oldest first, while other senders go at once. The shared schedul
 in Redis when REDIS_URL is set and on the cache otherwise: the suite runs on both."""
 
 import itertools
+import json
+import re
 import time
 from datetime import timedelta
+from urllib.parse import parse_qs
 
 import pytest
+import responses
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -16,6 +20,7 @@ from conversations.selectors import sender_throughputs
 from conversations.services import account_create
 from messaging.models import Message
 from messaging.services import NewMessage, message_send, messages_dispatch
+from providers import registry
 from providers.pacing import PaceRequest, pacing_take
 from tests.metrics_helpers import value
 
@@ -30,6 +35,34 @@ def paced(settings):
 def _send(account, sender: str = LONG_CODE, to: str = "+18045550000", body: str = "hello") -> int:
     new = NewMessage(type="sms", from_address=sender, to_address=to, body=body)
     return message_send(account=account, new=new).pk
+
+
+@pytest.fixture
+def provider(settings):
+    """A Twilio-format API that accepts every message and records who it came from, in
+    order (the network edge, mocked: several calls go out at once from worker threads)."""
+    settings.PROVIDERS = {
+        "twilio": {
+            "adapter": "providers.twilio.TwilioProvider",
+            "types": ["sms", "mms"],
+            "base_url": "https://twilio.test",
+            "account_sid": "AC1",
+            "auth_token": "token",
+        }
+    }
+    registry.reset()
+    received = []
+
+    def create(request):
+        form = parse_qs(request.body)
+        received.append(form["From"][0])
+        ref = parse_qs(form["StatusCallback"][0].split("?", 1)[1])["ref"][0]
+        return 201, {}, json.dumps({"sid": f"SM{ref}", "status": "queued"})
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback("POST", re.compile(r"^https://twilio\.test/.*/Messages\.json$"), callback=create)
+        yield received
+    registry.reset()
 
 
 @pytest.fixture
@@ -96,7 +129,7 @@ def _paced(client, kind: str) -> float:
     return value(client.get("/metrics").content.decode(), "messages_paced_total", sender_kind=kind)
 
 
-def test_dispatch_holds_messages_over_the_limit_without_spending_a_try(account, sandbox, client):
+def test_dispatch_holds_messages_over_the_limit_without_spending_a_try(account, provider, client):
     Sender.objects.filter(address=LONG_CODE).update(throughput=10)
     ids = [_send(account, to=f"+1804555{n:04d}") for n in range(5)]
     other = _send(account, sender="+12025550000", to="+18045559999")
@@ -105,6 +138,7 @@ def test_dispatch_holds_messages_over_the_limit_without_spending_a_try(account, 
     outcomes = messages_dispatch(message_ids=[*ids, other], message_type="sms")
 
     assert outcomes == {ids[0]: "sent", other: "sent"}
+    assert sorted(provider) == sorted([LONG_CODE, "+12025550000"])
     waiting = Message.objects.filter(pk__in=ids[1:]).order_by("pk")
     assert {(m.status, m.attempts, m.enqueued_at) for m in waiting} == {("queued", 0, None)}
     assert not Message.objects.get(pk=ids[1]).delivery_attempts.exists()
@@ -116,7 +150,7 @@ def test_dispatch_holds_messages_over_the_limit_without_spending_a_try(account, 
     assert _paced(client, "long_code") - before == 4
 
 
-def test_a_held_message_is_sent_at_its_slot_with_its_first_try(account, sandbox):
+def test_a_held_message_is_sent_at_its_slot_with_its_first_try(account, provider):
     Sender.objects.filter(address=LONG_CODE).update(throughput=10)
     first, second = _send(account, to="+18045550001"), _send(account, to="+18045550002")
     messages_dispatch(message_ids=[first, second], message_type="sms")
@@ -130,7 +164,7 @@ def test_a_held_message_is_sent_at_its_slot_with_its_first_try(account, sandbox)
     assert Message.objects.get(pk=second).attempts == 1
 
 
-def test_pacing_by_segments_charges_a_long_message_its_segments(account, sandbox, settings):
+def test_pacing_by_segments_charges_a_long_message_its_segments(account, provider, settings):
     settings.PACING_UNIT = "segments"
     Sender.objects.filter(address=LONG_CODE).update(throughput=10)
     long_text = _send(account, to="+18045550001", body="x" * 400)  # 3 segments
@@ -143,7 +177,7 @@ def test_pacing_by_segments_charges_a_long_message_its_segments(account, sandbox
     assert (held.next_attempt_at - timezone.now()).total_seconds() == pytest.approx(0.3, abs=0.05)
 
 
-def test_a_kinds_default_rate_comes_from_the_settings(account, sandbox, settings):
+def test_a_kinds_default_rate_comes_from_the_settings(account, provider, settings):
     settings.PACING_RATES = settings.PACING_RATES | {"toll_free": 4.0}
     ids = [_send(account, sender="+18005550100", to=f"+1804555{n:04d}") for n in range(3)]
 
@@ -153,7 +187,7 @@ def test_a_kinds_default_rate_comes_from_the_settings(account, sandbox, settings
     assert (slots[1] - slots[0]).total_seconds() == pytest.approx(0.25, abs=0.02)
 
 
-def test_pacing_off_sends_the_burst(account, sandbox, settings):
+def test_pacing_off_sends_the_burst(account, provider, settings):
     settings.PACING_ENABLED = False
     ids = [_send(account, to=f"+1804555{n:04d}") for n in range(3)]
 
