@@ -13,6 +13,7 @@ OUT = ROOT / "var" / "bench"
 READ_IDS = OUT / "read_ids.txt"
 SEEDED_IDS = OUT / "seeded_ids.txt"
 SENDER = "+12025550123"
+PACED_SENDER = "+12025550124"  #: a long code with a throughput of BENCH_PACING_RATE
 ACCOUNT = "bench"
 WEBHOOK_SECRET = "bench-webhook-secret"  # noqa: S105
 RECIPIENTS = 10_000
@@ -33,6 +34,7 @@ PHASES = {
     "drain",
     "e2e",
     "schedule",
+    "pacing",
     "stored",
 }
 
@@ -61,6 +63,8 @@ class Config:
     drain_seconds: int = int(os.environ.get("BENCH_DRAIN_SECONDS", "20"))
     e2e_seconds: int = int(os.environ.get("BENCH_E2E_SECONDS", "60"))
     schedule_messages: int = int(os.environ.get("BENCH_SCHEDULE_MESSAGES", "100000"))
+    pacing_messages: int = int(os.environ.get("BENCH_PACING_MESSAGES", "300"))
+    pacing_rate: float = float(os.environ.get("BENCH_PACING_RATE", "20"))
     pg: str = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
     db: str = os.environ.get("BENCH_DB", "bench")
     redis: str = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379").rstrip("/")

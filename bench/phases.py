@@ -20,6 +20,7 @@ from bench.options import (
     BATCH_CONNECTIONS,
     BATCH_SIZE,
     OUT,
+    PACED_SENDER,
     READ_IDS,
     SANDBOX_CONNECTIONS,
     SEEDED_IDS,
@@ -97,6 +98,8 @@ def execute(b: Bench) -> None:
         end_to_end(b, best["pool"], best["concurrency"], rate=max(best_send * 0.8, 1))
     if "schedule" in only:
         schedule(b)
+    if "pacing" in only:
+        pacing(b)
     if b.c.seed_messages and "stored" in only:
         stored(b)
 
@@ -458,6 +461,52 @@ def schedule(b: Bench) -> None:
     log(
         f"schedule: {released} of {count} released ({left} left, {early} early, {result['released_twice']} twice); "
         f"first {result['first_lag_s']} s and last {result['last_lag_s']} s after send_at, {result['per_s']}/s"
+    )
+
+
+# --- Per-sender pacing -----------------------------------------------------------------
+
+
+def pacing(b: Bench) -> None:
+    """BENCH_PACING_MESSAGES queued from one long code set to BENCH_PACING_RATE a second,
+    and 200 from the unpaced bench sender beside them, drained by two workers: the long
+    code's rate from its first `sent_at` to its last, and how soon the others were out."""
+    b.store.settle_outbox()
+    rate, count = b.c.pacing_rate, b.c.pacing_messages
+    b.services.manage("create_account", ACCOUNT, "--sender", PACED_SENDER, "--throughput", f"{rate:g}")
+    first, last = (int(x) for x in b.services.seed("queued", "--sender", PACED_SENDER, "--count", str(count)).split())
+    other_first, other_last = (int(x) for x in b.services.seed("queued", "--count", "200").split())
+    paced, others = f"WHERE id BETWEEN {first} AND {last}", f"WHERE id BETWEEN {other_first} AND {other_last}"
+    log(f"pacing: {count} messages at {rate:g}/s from one long code and 200 unpaced, two prefork:2 workers")
+    for name in ("worker", "worker2"):
+        b.services.start_worker("prefork", 2, name=name)
+    try:
+        deadline = time.monotonic() + count / rate * 2 + 60
+        while time.monotonic() < deadline and b.store.count(f"{paced} AND sent_at IS NULL"):
+            time.sleep(0.5)
+    finally:
+        for name in ("worker", "worker2"):
+            b.services.stop_worker(name)
+    sent, first_at, last_at, tries = b.store.sql(
+        f"SELECT count(sent_at), min(sent_at), max(sent_at), max(attempts) FROM messaging_message {paced}"
+    )[0]
+    other_sent, other_last_at = b.store.sql(f"SELECT count(sent_at), max(sent_at) FROM messaging_message {others}")[0]
+    span = (last_at - first_at).total_seconds() if sent > 1 else 0.0
+    result = {
+        "rate": rate,
+        "messages": count,
+        "sent": sent,
+        "measured_per_s": round((sent - 1) / span, 2) if span else None,
+        "most_tries": tries,
+        "others_sent": other_sent,
+        # From the long code's first message out to the last of the others.
+        "others_out_after_s": round((other_last_at - first_at).total_seconds(), 2) if other_sent and sent else None,
+        "paced_seconds": round(span, 2),
+    }
+    b.results["pacing"] = result
+    log(
+        f"pacing: {sent} of {count} sent at {result['measured_per_s']}/s (set {rate:g}/s, most tries {tries}); "
+        f"the 200 others out {result['others_out_after_s']} s after the first"
     )
 
 

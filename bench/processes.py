@@ -258,7 +258,7 @@ class Services:
 
     # -- the worker --
 
-    def start_worker(self, pool: str, concurrency: int, queues: str = QUEUES, **env) -> None:
+    def start_worker(self, pool: str, concurrency: int, queues: str = QUEUES, name: str = "worker", **env) -> None:
         extra = {"LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING")} | env
         if pool == "gevent":
             # Greenlets come and go: pool their connections.
@@ -266,8 +266,8 @@ class Services:
             extra["BROKER_MAX_CONNECTIONS"] = concurrency + 10
         command = [str(BIN / "celery"), "-A", "config", "worker", "-Q", queues, "--pool", pool]
         command += ["--concurrency", str(concurrency), "--without-mingle", "--without-gossip"]
-        command += ["--loglevel", "WARNING", "-n", f"bench-{pool}-{concurrency}@%h"]
-        self.procs.start("worker", command, self.env(**extra))
+        command += ["--loglevel", "WARNING", "-n", f"bench-{name}-{pool}-{concurrency}@%h"]
+        self.procs.start(name, command, self.env(**extra))
 
     def start_beat(self) -> None:
         schedule = OUT / "celerybeat-schedule"
@@ -286,8 +286,8 @@ class Services:
     def worker_exited(self) -> bool:
         return self.procs.running["worker"].poll() is not None
 
-    def stop_worker(self) -> None:
-        self.procs.stop("worker")
+    def stop_worker(self, name: str = "worker") -> None:
+        self.procs.stop(name)
 
     def stop_all(self) -> None:
         self.procs.stop_all()

@@ -96,6 +96,7 @@ def render(results: dict, config: Config) -> str:
     lines += _drain(results, config)
     lines += _e2e(results.get("e2e"))
     lines += _schedule(results.get("schedule"))
+    lines += _pacing(results.get("pacing"))
     lines += _ledger(results.get("ledger"))
     return "\n".join(lines) + "\n"
 
@@ -228,6 +229,22 @@ def _schedule(s: dict | None) -> list[str]:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {s['messages']:,} | {s['released']:,} | {s['left']} | {s['early']} | {s['released_twice']} | "
         f"{s['first_lag_s']} s | {s['last_lag_s']} s | {s['per_s'] or 0:,} |",
+    ]
+
+
+def _pacing(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    return [
+        "",
+        f"Per-sender pacing: {p['messages']} queued SMS from one long code set to {p['rate']:g}/s and 200 from an "
+        "unpaced sender, drained by two workers (prefork:2 each). The long code's rate from its first `sent_at` to "
+        "its last; the others' last `sent_at` after the long code's first:",
+        "",
+        "| set /s | sent | measured /s | vs set | most tries | others sent | others out after |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {p['rate']:g} | {p['sent']} | {p['measured_per_s']} | {_ratio(p['measured_per_s'] or 0, p['rate'])} | "
+        f"{p['most_tries']} | {p['others_sent']} | {p['others_out_after_s']} s |",
     ]
 
 

@@ -8,12 +8,13 @@ starts is stopped on the way out, failure or not, and the database it made is dr
 Knobs (environment): BENCH_DURATION (seconds per load run, 10), BENCH_CONNECTIONS
 ("16,64"), BENCH_SEED_MESSAGES (1000000; 0 skips that phase), BENCH_POOLS (worker pools
 to compare, "prefork:2,prefork:8,threads:16,threads:32,gevent:32,gevent:64"),
-BENCH_DRAIN_MESSAGES (10000), BENCH_DRAIN_SECONDS (20), BENCH_SCHEDULE_MESSAGES (100000), BENCH_PG
+BENCH_DRAIN_MESSAGES (10000), BENCH_DRAIN_SECONDS (20), BENCH_SCHEDULE_MESSAGES (100000),
+BENCH_PACING_MESSAGES (300), BENCH_PACING_RATE (20), BENCH_PG
 (postgres://postgres@127.0.0.1:5432), BENCH_DB (bench), BENCH_REDIS
 (redis://127.0.0.1:6379), BENCH_REDIS_DBS ("10,11": cache, broker), BENCH_LATENCY_MS
 (100), BENCH_OUTPUT (docs/performance.md; "-" prints only), BENCH_PROFILE (1: py-spy profiles of
 a web worker at each run and of the worker while draining, in var/bench/), BENCH_ONLY (a subset of the phases
-pgbench,ceiling,ledger,send,batch,webhook,read,sandbox,drain,e2e,schedule,stored; drain implies sandbox,
+pgbench,ceiling,ledger,send,batch,webhook,read,sandbox,drain,e2e,schedule,pacing,stored; drain implies sandbox,
 whose ceiling it is measured against).
 
 The parts: bench/options.py (the knobs, paths, constants), bench/processes.py (the
