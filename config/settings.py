@@ -285,6 +285,9 @@ PACING_RATES = {
     "short_code": env.float("PACING_SHORT_CODE_PER_SECOND", default=100.0),
     "email": env.float("PACING_EMAIL_PER_SECOND", default=1000.0),
 }
+# A turn at most this far away is waited for in the dispatch task (no trip back to the
+# database); a later one is rescheduled.
+PACING_HOLD_SECONDS = env.float("PACING_HOLD_SECONDS", default=0.05)
 # How long a process remembers senders' kinds and overrides.
 PACING_SENDER_CACHE_SECONDS = env.float("PACING_SENDER_CACHE_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE = {

@@ -319,6 +319,8 @@ def _bounded(work: Callable[[Claim], object], claim: Claim):
 
 
 def _send(claim: Claim) -> SendResult:
+    if (early := claim.not_before - time.monotonic()) > 0:
+        time.sleep(early)  # its sender's turn is a moment away (pacing.py)
     provider = provider_get(claim.provider)
     started = time.monotonic()
     result = provider.send(claim.outbound)

@@ -47,8 +47,9 @@ def sender_rates_forget() -> None:
 
 
 def claims_paced(claims: list[Claim]) -> list[Claim]:
-    """The claims that may go now; the others are handed back to wait for their slot.
-    Each sender's claims are served oldest first."""
+    """The claims that may go now (or within PACING_HOLD_SECONDS: their `not_before`
+    says when); the others are handed back to wait for their slot. Each sender's claims
+    are served oldest first."""
     if not settings.PACING_ENABLED:
         return claims
     paced = sorted((c for c in claims if not c.refused), key=lambda c: (c.created_at, c.message_id))
@@ -67,7 +68,13 @@ def claims_paced(claims: list[Claim]) -> list[Claim]:
             for c in paced
         ]
     )
-    waiting = [(c, wait) for c, wait in zip(paced, waits, strict=True) if wait > 0]
+    # A turn a moment away is waited for in the task (the provider call sleeps until
+    # it); a later one goes back to the database rather than hold the worker.
+    hold, clock = settings.PACING_HOLD_SECONDS, time.monotonic()
+    for claim, wait in zip(paced, waits, strict=True):
+        if 0 < wait <= hold:
+            claim.not_before = clock + wait
+    waiting = [(c, wait) for c, wait in zip(paced, waits, strict=True) if wait > hold]
     if not waiting:
         return claims
     _wait(waiting, timezone.now())

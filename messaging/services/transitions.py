@@ -30,6 +30,7 @@ class Claim:
     refused: str = ""  #: a FailureReason that keeps it from the provider (its recipient opted out)
     account_id: int = 0
     segments: int | None = None  #: SMS/MMS: what it costs its sender's throughput when pacing counts segments
+    not_before: float = 0.0  #: time.monotonic() before which its turn (pacing) has not come
 
 
 @dataclass(frozen=True)

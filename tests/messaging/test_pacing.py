@@ -39,8 +39,9 @@ def _send(account, sender: str = LONG_CODE, to: str = "+18045550000", body: str 
 
 @pytest.fixture
 def provider(settings):
-    """A Twilio-format API that accepts every message and records who it came from, in
-    order (the network edge, mocked: several calls go out at once from worker threads)."""
+    """A Twilio-format API that accepts every message and records who it came from and
+    when, in order (the network edge, mocked: several calls go out at once from worker
+    threads)."""
     settings.PROVIDERS = {
         "twilio": {
             "adapter": "providers.twilio.TwilioProvider",
@@ -55,7 +56,7 @@ def provider(settings):
 
     def create(request):
         form = parse_qs(request.body)
-        received.append(form["From"][0])
+        received.append((form["From"][0], time.monotonic()))
         ref = parse_qs(form["StatusCallback"][0].split("?", 1)[1])["ref"][0]
         return 201, {}, json.dumps({"sid": f"SM{ref}", "status": "queued"})
 
@@ -138,7 +139,7 @@ def test_dispatch_holds_messages_over_the_limit_without_spending_a_try(account, 
     outcomes = messages_dispatch(message_ids=[*ids, other], message_type="sms")
 
     assert outcomes == {ids[0]: "sent", other: "sent"}
-    assert sorted(provider) == sorted([LONG_CODE, "+12025550000"])
+    assert sorted(sender for sender, _ in provider) == sorted([LONG_CODE, "+12025550000"])
     waiting = Message.objects.filter(pk__in=ids[1:]).order_by("pk")
     assert {(m.status, m.attempts, m.enqueued_at) for m in waiting} == {("queued", 0, None)}
     assert not Message.objects.get(pk=ids[1]).delivery_attempts.exists()
@@ -199,3 +200,18 @@ def test_create_account_sets_kind_and_throughput(db, capsys):
 
     sender = Sender.objects.get(address="+18005550199")
     assert (sender.kind, sender.throughput) == ("toll_free", 25.0)
+
+
+def test_a_turn_a_moment_away_is_waited_for_in_the_task(account, provider, settings):
+    settings.PACING_HOLD_SECONDS = 0.05
+    Sender.objects.filter(address=LONG_CODE).update(throughput=50)  # a turn every 20 ms
+    ids = [_send(account, to=f"+1804555{n:04d}") for n in range(6)]
+
+    started = time.monotonic()
+    outcomes = messages_dispatch(message_ids=ids, message_type="sms")
+
+    # Turns 0, 20 and 40 ms away went in this task, none before its turn; 60 ms and later wait.
+    assert outcomes == {pk: "sent" for pk in ids[:3]}
+    assert set(Message.objects.filter(pk__in=ids[3:]).values_list("status", "attempts")) == {("queued", 0)}
+    times = sorted(at - started for _, at in provider)
+    assert times[1] >= 0.02 and times[2] >= 0.04, times
