@@ -88,18 +88,29 @@ class _Unsure(Exception):
     """The fast path cannot vouch for a value: the serializer itself decides."""
 
 
-_CHAR_VALIDATORS = (MaxLengthValidator, MinLengthValidator, ProhibitNullCharactersValidator)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _own_validators(field: serializers.Field) -> bool:
+    """Whether the field's validators are only those its own limits made (checked by the
+    fast path from those limits); any other, and the field validates for itself."""
+    for validator in field.validators:
+        if isinstance(validator, MaxLengthValidator):
+            if validator.limit_value != field.max_length:
+                return False
+        elif isinstance(validator, MinLengthValidator):
+            if validator.limit_value != field.min_length:
+                return False
+        elif not isinstance(validator, ProhibitNullCharactersValidator | ProhibitSurrogateCharactersValidator):
+            return False
+    return True
 
 
 def _string_check(field: serializers.CharField):
     """A string field's own rules (trimmed, blank, length, NUL and surrogates), and an
     address field's normalisation, for a value that meets them."""
-    if type(field).to_internal_value not in (
-        serializers.CharField.to_internal_value,
-        StringField.to_internal_value,
-        _AddressField.to_internal_value,
-    ) or any(not isinstance(v, (*_CHAR_VALIDATORS, ProhibitSurrogateCharactersValidator)) for v in field.validators):
+    own = (serializers.CharField, StringField, _AddressField)
+    if type(field).to_internal_value not in [c.to_internal_value for c in own] or not _own_validators(field):
         return None
     trim, allow_blank = field.trim_whitespace, field.allow_blank
     longest, shortest = field.max_length, field.min_length
@@ -135,7 +146,7 @@ def _field_check(field: serializers.Field):
     of a kind known here, else the field's own run_validation."""
     if isinstance(field, serializers.CharField) and (check := _string_check(field)) is not None:
         return check
-    if isinstance(field, StrictBooleanField) and not field.validators:
+    if type(field).to_internal_value is StrictBooleanField.to_internal_value and not field.validators:
 
         def check(value, memo: dict):
             if value is True or value is False:
@@ -143,7 +154,7 @@ def _field_check(field: serializers.Field):
             raise _Unsure
 
         return check
-    if isinstance(field, serializers.ChoiceField) and not field.validators:
+    if type(field).to_internal_value is serializers.ChoiceField.to_internal_value and not field.validators:
         choices, allow_blank = field.choice_strings_to_values, field.allow_blank
 
         def check(value, memo: dict):
@@ -152,7 +163,12 @@ def _field_check(field: serializers.Field):
             raise _Unsure
 
         return check
-    if isinstance(field, serializers.ListField) and field.allow_empty and field.min_length is None:
+    if (
+        type(field).to_internal_value is serializers.ListField.to_internal_value
+        and field.allow_empty
+        and field.min_length is None
+        and _own_validators(field)
+    ):
         slow = field.run_validation
 
         def check(value, memo: dict):

@@ -3,6 +3,7 @@ and stored as the single send stores it (COPY on PostgreSQL, bulk inserts elsewh
 with its event, counted in its conversation, published by the relay and not the request."""
 
 import pytest
+from django.core.validators import MaxLengthValidator, MinLengthValidator
 from django.db import connection
 from rest_framework import serializers
 
@@ -90,6 +91,37 @@ def test_the_compiled_validation_answers_as_the_serializer_does(serializer_class
     fast = fast_validation(serializer)
 
     assert _outcome(lambda p: fast(p, {}), payload) == _outcome(serializer.run_validation, payload)
+
+
+class _Unusual(serializers.Serializer):
+    """Fields the fast path does not check itself: their own validation must decide."""
+
+    code = serializers.CharField(validators=[MaxLengthValidator(3)])
+    tags = serializers.MultipleChoiceField(choices=["a", "b"], required=False)
+    items = serializers.ListField(child=serializers.IntegerField(), validators=[MinLengthValidator(1)], default=list)
+    flag = serializers.BooleanField(required=False)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"code": "abc"},
+        {"code": "abcd"},
+        {"code": "ab", "tags": ["a"]},
+        {"code": "ab", "tags": "a"},
+        {"code": "ab", "items": []},
+        {"code": "ab", "items": ["1", 2]},
+        {"code": "ab", "flag": "yes"},
+        {"code": "ab", "flag": 0},
+        {},
+    ],
+)
+def test_fields_the_compiled_validation_does_not_know_validate_themselves(payload):
+    serializer = _Unusual()
+
+    assert _outcome(lambda p: fast_validation(serializer)(p, {}), payload) == _outcome(
+        serializer.run_validation, payload
+    )
 
 
 @pytest.mark.parametrize(
