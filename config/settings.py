@@ -345,6 +345,13 @@ WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", defau
 # How often a process checks whether any endpoint changed (one cache read), so that
 # deciding whether a change is worth an event costs a send nothing in between.
 WEBHOOK_SUBSCRIPTIONS_RECHECK_SECONDS = env.float("WEBHOOK_SUBSCRIPTIONS_RECHECK_SECONDS", default=1.0)
+# Events (with their deliveries) older than this are deleted, once none is still open.
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["webhook-events-prune"] = {
+    "task": "webhooks.tasks.events_prune",
+    "schedule": 3600.0,
+    "options": {"queue": "webhooks", "expires": 3600.0},
+}
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
     "task": "webhooks.tasks.webhooks_sweep",
     "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,

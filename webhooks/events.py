@@ -175,3 +175,21 @@ def webhooks_sweep(*, now: datetime | None = None) -> dict:
         Delivery.objects.filter(pk__in=due, status__in=DELIVERY_OPEN).update(next_attempt_at=now)
         deliveries_publish(due)
     return {"fanned_out": fanned, "published": len(due)}
+
+
+def events_prune(*, now: datetime | None = None, chunk: int = 1000) -> int:
+    """Delete the events older than WEBHOOK_EVENT_RETENTION_DAYS, with their deliveries,
+    unless one is still open (it is deleted once it ends); how many."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_EVENT_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        ids = list(
+            Event.objects.filter(created_at__lt=cutoff)
+            .exclude(deliveries__status__in=DELIVERY_OPEN)
+            .values_list("id", flat=True)[:chunk]
+        )
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            Delivery.objects.filter(event_id__in=ids).delete()
+            deleted += Event.objects.filter(pk__in=ids).delete()[0]

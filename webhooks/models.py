@@ -91,6 +91,8 @@ class Event(models.Model):
         indexes = [
             # What the sweep looks for: events a lost fan-out task left without deliveries.
             models.Index(fields=["created_at"], condition=Q(fanned_out_at__isnull=True), name="event_fan_out_due"),
+            # The retention prune: the oldest first.
+            models.Index(fields=["created_at"], name="event_created"),
         ]
 
     def __str__(self) -> str:

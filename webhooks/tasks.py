@@ -26,3 +26,8 @@ def delivery_attempt(delivery_id: int) -> str:
 @shared_task(name="webhooks.tasks.webhooks_sweep")
 def webhooks_sweep() -> dict:
     return events.webhooks_sweep()
+
+
+@shared_task(name="webhooks.tasks.events_prune")
+def events_prune() -> int:
+    return events.events_prune()

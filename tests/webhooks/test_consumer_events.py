@@ -326,3 +326,31 @@ def test_an_event_whose_fan_out_was_lost_is_fanned_out_by_the_sweep(consumer, se
     result = webhooks_sweep()
     assert result["fanned_out"] == 1
     assert list(Delivery.objects.values_list("endpoint_id", "status")) == [(endpoint.pk, "pending")]
+
+
+def test_old_events_are_pruned_with_their_deliveries_once_none_is_open(consumer):
+    import uuid
+
+    from webhooks.events import events_prune
+
+    endpoint = _endpoint(consumer)
+    now = timezone.now()
+
+    def event(days_ago: int, status: str) -> Event:
+        created = now - timedelta(days=days_ago)
+        made = Event.objects.create(
+            id=uuid.uuid4(), account=endpoint.account, type="message.sent", payload={}, created_at=created
+        )
+        Delivery.objects.create(event=made, endpoint=endpoint, status=status, created_at=created)
+        return made
+
+    old_done, old_failed, old_open, recent = (
+        event(40, "succeeded"),
+        event(31, "failed"),
+        event(40, "retrying"),
+        event(2, "succeeded"),
+    )
+    assert events_prune() == 2
+    assert set(Event.objects.values_list("id", flat=True)) == {old_open.id, recent.id}
+    assert set(Delivery.objects.values_list("event_id", flat=True)) == {old_open.id, recent.id}
+    assert not {old_done.id, old_failed.id} & set(Event.objects.values_list("id", flat=True))
