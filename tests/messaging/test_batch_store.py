@@ -144,7 +144,13 @@ def test_a_bad_item_is_refused_with_the_single_sends_error(api, path, payload):
 
 
 def test_a_batch_item_is_stored_as_the_single_send_stores_it(api):
-    items = [SMS, MMS, EMAIL | {"type": "email", "subject": "Hi"}, SMS | {"body": "\u00e9t\u00e9 \U0001f600" * 30}]
+    items = [
+        SMS,
+        MMS | {"attachments": ["https://example.com/caf\u00e9.png?a=1&b=\\N"]},
+        EMAIL | {"type": "email", "subject": 'Hi "you"', "body": "<p>tab\there</p>\r\nline\\N \\. end"},
+        SMS | {"body": "\u00e9t\u00e9 \U0001f600" * 30},
+        SMS | {"body": "\\N"},  # COPY's NULL marker, as text
+    ]
     singles = [
         api.post("/api/messages/email" if item.get("type") == "email" else "/api/messages/sms", item, format="json")
         for item in items
