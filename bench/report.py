@@ -238,8 +238,8 @@ def _pacing(p: dict | None) -> list[str]:
     return [
         "",
         f"Per-sender pacing: {p['messages']} queued SMS from one long code set to {p['rate']:g}/s and 200 from an "
-        "unpaced sender, drained by two workers (prefork:2 each). The long code's rate from its first `sent_at` to "
-        "its last; the others' last `sent_at` after the long code's first:",
+        "unpaced sender, drained by two workers (prefork:2 each). The long code's rate as the provider (the sandbox) "
+        "received it, first to last; the others' last arrival after the long code's first:",
         "",
         "| set /s | sent | measured /s | vs set | most tries | others sent | others out after |",
         "|---:|---:|---:|---:|---:|---:|---:|",
