@@ -2,6 +2,10 @@
 is not published before its time, released once when due (by beat's task, in chunks,
 whatever runs at once or dies midway), and can be canceled before."""
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -358,3 +362,41 @@ def test_the_due_query_reads_the_scheduled_index_with_100000_scheduled(db):
 
     assert "message_scheduled_due" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def test_a_release_process_killed_midway_loses_nothing_and_repeats_nothing(transactional_db, settings):
+    past = timezone.now() - timedelta(seconds=1)
+    ids = [m.pk for m in MessageFactory.create_batch(400, status="scheduled", send_at=past, enqueued_at=None)]
+    # A release in its own process, a chunk at a time with a pause between: killed
+    # outright (SIGKILL, as a machine dies) once it has released some, not all.
+    code = (
+        "import time, django; django.setup()\n"
+        "from messaging.services.scheduling import messages_release_chunk\n"
+        "while messages_release_chunk(limit=50):\n"
+        "    time.sleep(0.3)\n"
+    )
+    env = os.environ | {"DATABASE_URL": _database_url(), "VAR_DIR": str(settings.VAR_DIR), "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not Message.objects.filter(pk__in=ids, status="queued").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    released = Message.objects.filter(pk__in=ids, status="queued").count()
+    assert 0 < released < 400 and released % 50 == 0  # whole chunks only
+    assert MessageEvent.objects.filter(message_id__in=ids, status="queued").count() == released
+
+    assert messages_release() == 400 - released  # the next beat takes the rest
+    assert Message.objects.filter(pk__in=ids, status="queued").count() == 400
+    assert all(len(_released_events(pk)) == 1 for pk in ids)
