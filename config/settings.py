@@ -331,6 +331,9 @@ WEBHOOK_RETRY_SCHEDULE_SECONDS = [
         default=["5", "300", "1800", "7200", "18000", "36000", "36000", "86400", "86400"],
     )
 ]
+# Recorded events are fanned out by one task per process per this many seconds, which
+# takes every event waiting by then, instead of a broker publish per event (0: at once).
+WEBHOOK_FAN_OUT_LINGER_SECONDS = env.float("WEBHOOK_FAN_OUT_LINGER_SECONDS", default=0.05)
 # A wait up to this long is a Celery countdown; a longer one lives in the database and the
 # sweep publishes it when due (as dispatch retries do).
 WEBHOOK_COUNTDOWN_MAX_SECONDS = env.float("WEBHOOK_COUNTDOWN_MAX_SECONDS", default=60.0)

@@ -101,9 +101,26 @@ def events_store(events: list[NewEvent]) -> list[Event]:
             for e in events
         ]
     )
-    ids = [str(row.id) for row in rows]
-    transaction.on_commit(lambda: _publish(FAN_OUT_TASK, [ids]))
+    transaction.on_commit(_fan_out_soon)
     return rows
+
+
+_fan_out_published_at = float("-inf")
+
+
+def _fan_out_soon() -> None:
+    """Have a worker fan out what was just recorded, WEBHOOK_FAN_OUT_LINGER_SECONDS from
+    now: one task per process per linger, which takes every event waiting by then, rather
+    than a broker publish for every send (the larger part of what an event cost a send).
+    An event committed inside the window was committed before that task runs, so it is
+    taken; the sweep catches a task the broker lost."""
+    global _fan_out_published_at
+    linger = settings.WEBHOOK_FAN_OUT_LINGER_SECONDS
+    now = time.monotonic()
+    if linger > 0 and now < _fan_out_published_at + linger:
+        return
+    _fan_out_published_at = now
+    _publish(FAN_OUT_TASK, [], countdown=linger or None)
 
 
 def _publish(task: str, args: list, *, countdown: float | None = None) -> None:
@@ -116,17 +133,24 @@ def _publish(task: str, args: list, *, countdown: float | None = None) -> None:
         logger.warning("webhooks: could not publish %s; the sweep will", task, exc_info=True)
 
 
-def events_fan_out(*, event_ids: list[str]) -> list[int]:
-    """Make the deliveries of the events not fanned out yet, one per enabled endpoint of
-    its account that listens to its type, and publish them; their ids."""
+def events_fan_out(*, event_ids: list[str] | None = None, before: datetime | None = None, limit: int = 500) -> int:
+    """Make the deliveries of events not fanned out yet, one per enabled endpoint of its
+    account that listens to its type, and publish them once they commit: the events
+    `event_ids`, or else the oldest `limit` waiting (recorded before `before`, if given).
+    How many events it fanned out; events another fan-out holds are left to it."""
     now = timezone.now()
     with transaction.atomic():
-        events = Event.objects.filter(pk__in=event_ids, fanned_out_at__isnull=True)
+        events = Event.objects.filter(fanned_out_at__isnull=True)
+        if event_ids is not None:
+            events = events.filter(pk__in=event_ids)
+        else:
+            events = events.filter(created_at__lt=before or now).order_by("created_at")
         if connection.features.has_select_for_update_skip_locked:
             events = events.select_for_update(skip_locked=True)  # two fan-outs of one event: one makes it
-        events = list(events.only("id", "account_id", "type"))
+        events = events.only("id", "account_id", "type")
+        events = list(events if event_ids is not None else events[:limit])
         if not events:
-            return []
+            return 0
         endpoints: dict[int, list[WebhookEndpoint]] = {}
         for endpoint in WebhookEndpoint.objects.filter(
             account_id__in={e.account_id for e in events}, enabled=True
@@ -143,7 +167,17 @@ def events_fan_out(*, event_ids: list[str]) -> list[int]:
         Event.objects.filter(pk__in=[e.id for e in events]).update(fanned_out_at=now)
         ids = [d.pk for d in deliveries]
         transaction.on_commit(lambda: deliveries_publish(ids))
-    return ids
+    return len(events)
+
+
+def events_fan_out_waiting(*, before: datetime | None = None, chunk: int = 500) -> int:
+    """Fan out every event waiting (recorded before `before`), `chunk` at a time; how many."""
+    fanned = 0
+    while True:
+        count = events_fan_out(before=before, limit=chunk)
+        fanned += count
+        if count < chunk:
+            return fanned
 
 
 def deliveries_publish(delivery_ids: list[int], *, countdown: float | None = None) -> None:
@@ -160,12 +194,7 @@ def webhooks_sweep(*, now: datetime | None = None) -> dict:
     a task that finds its delivery taken or finished does nothing."""
     now = now or timezone.now()
     lost = now - timedelta(seconds=settings.WEBHOOK_REPUBLISH_AFTER_SECONDS)
-    fanned = 0
-    while event_ids := list(
-        Event.objects.filter(fanned_out_at__isnull=True, created_at__lte=lost).values_list("id", flat=True)[:500]
-    ):
-        events_fan_out(event_ids=[str(i) for i in event_ids])
-        fanned += len(event_ids)
+    fanned = events_fan_out_waiting(before=lost)
     due = list(
         Delivery.objects.filter(status__in=DELIVERY_OPEN, next_attempt_at__lte=lost)
         .order_by("next_attempt_at")

@@ -9,8 +9,11 @@ from webhooks import deliveries, events
 
 
 @shared_task(name="webhooks.tasks.events_fan_out")
-def events_fan_out(event_ids: list[str]) -> int:
-    return len(events.events_fan_out(event_ids=event_ids))
+def events_fan_out(event_ids: list[str] | None = None) -> int:
+    """These events, or (no ids) every event waiting."""
+    if event_ids is None:
+        return events.events_fan_out_waiting()
+    return events.events_fan_out(event_ids=event_ids)
 
 
 @shared_task(

@@ -87,6 +87,7 @@ def eager_webhooks(settings, django_capture_on_commit_callbacks):
     """Fan-out and deliveries run in this process as soon as what recorded them commits
     (the test's transaction never does: its on-commit callbacks are run by hand)."""
     settings.WEBHOOK_RETRY_SCHEDULE_SECONDS = [0.01, 0.01, 0.01]
+    settings.WEBHOOK_FAN_OUT_LINGER_SECONDS = 0  # eager tasks ignore countdowns: fan out each commit
     settings.WEBHOOK_TIMEOUT_SECONDS = 10  # generous: a loaded machine must not turn a slow answer into a retry
     saved = {name: celery_app.conf[name] for name in ("task_always_eager", "task_eager_propagates")}
     celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
