@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 500
 USER_AGENT = "messaging-service-webhooks/1"
 #: a task may run this early for its delivery (a countdown's clock against the database's)
+RETRY_AFTER_MAX_SECONDS = 86400.0
 EARLY_SECONDS = 1.0
 
 
@@ -49,6 +50,7 @@ class Answer:
     excerpt: str = ""
     error: str = ""
     refused: bool = False  #: the URL's host resolved to an address we may not post to
+    retry_after: float | None = None  #: seconds, from a 429's or 503's Retry-After
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,18 @@ class Verdict:
 
 def delivery_decide(*, attempts: int, answer: Answer, schedule: list[float], jitter: float) -> Verdict:
     """After try number `attempts`: 2xx succeeded; 5xx, 429 and no answer (timeout,
-    connection refused) retried after the schedule's wait (jittered +-20%) until it runs
-    out; anything else (4xx, a redirect, a refused address) failed for good."""
+    connection refused) retried after the schedule's wait (jittered +-20%), or the
+    endpoint's Retry-After if longer (up to a day), until the schedule runs out; anything
+    else (4xx, a redirect, a refused address) failed for good."""
     if answer.status is not None and 200 <= answer.status < 300:
         return Verdict(Delivery.Status.SUCCEEDED)
     transient = (answer.status is None and not answer.refused) or answer.status == 429 or (answer.status or 0) >= 500
     if not transient or attempts > len(schedule):
         return Verdict(Delivery.Status.FAILED)
-    return Verdict(Delivery.Status.RETRYING, schedule[attempts - 1] * (0.8 + 0.4 * jitter))
+    delay = schedule[attempts - 1] * (0.8 + 0.4 * jitter)
+    if answer.retry_after is not None:
+        delay = max(delay, min(answer.retry_after, RETRY_AFTER_MAX_SECONDS))
+    return Verdict(Delivery.Status.RETRYING, delay)
 
 
 def event_body(event: Event) -> bytes:
@@ -213,7 +219,16 @@ def http_post(url: str, *, body: bytes, headers: dict, timeout: float) -> Answer
         response.status,
         latency_ms=_since(started),
         excerpt=excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS],
+        retry_after=_seconds(response.headers.get("Retry-After")) if response.status in (429, 503) else None,
     )
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """Retry-After in seconds (an HTTP date is not honoured: the schedule applies)."""
+    try:
+        return max(float(retry_after), 0.0) if retry_after else None
+    except ValueError:
+        return None
 
 
 def _since(started: float) -> int:

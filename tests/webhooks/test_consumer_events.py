@@ -354,3 +354,14 @@ def test_old_events_are_pruned_with_their_deliveries_once_none_is_open(consumer)
     assert set(Event.objects.values_list("id", flat=True)) == {old_open.id, recent.id}
     assert set(Delivery.objects.values_list("event_id", flat=True)) == {old_open.id, recent.id}
     assert not {old_done.id, old_failed.id} & set(Event.objects.values_list("id", flat=True))
+
+
+def test_a_longer_retry_after_is_honoured_up_to_a_day():
+    def delay(retry_after):
+        answer = Answer(429, retry_after=retry_after)
+        return delivery_decide(attempts=1, answer=answer, schedule=[10.0], jitter=0.5).delay
+
+    assert delay(None) == 10.0
+    assert delay(2.0) == 10.0  # shorter than the schedule's wait: the schedule's
+    assert delay(120.0) == 120.0
+    assert delay(10 * 86400.0) == 86400.0
