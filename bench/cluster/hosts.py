@@ -22,7 +22,7 @@ from bench.processes import GUNICORN, Processes, production_env, run, wait_http
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 LOGS = ROOT / "var" / "cluster"
-APP_QUEUES = "sms,mms,email,voice,maintenance"
+APP_QUEUES = "sms,mms,email,voice,maintenance,webhooks"
 WEB_PORT = 8080
 METRICS_PORT = 9100
 LB_PORT = 80
