@@ -38,7 +38,7 @@ SERVERS = [
         ],
     ),
     ("logging", "INFO", [("+ logging (request id, one line at INFO)", SEND)]),
-    ("metrics", "INFO", [("+ metrics (django-prometheus)", SEND)]),
+    ("metrics", "INFO", [("+ metrics (request counters)", SEND)]),
     ("all", "INFO", [("+ the remaining middleware (production)", SEND)]),
 ]
 CONNECTIONS = 16
